@@ -1,0 +1,1 @@
+//! AFR-CLIP quantization.

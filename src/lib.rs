@@ -1,0 +1,1 @@
+//! Cross-crate tests, benches and examples live in this root package.

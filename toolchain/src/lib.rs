@@ -1,0 +1,8 @@
+//! AFR-CLIP in Candle: backbones, the AFR modules, training and export.
+
+pub mod clip;
+pub mod nn;
+pub mod preset;
+pub mod resnet;
+pub mod synth;
+pub mod weights;
