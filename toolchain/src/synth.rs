@@ -1,1 +1,1 @@
-//! synth
+//! synth (placeholder; built on the data branch).
