@@ -208,12 +208,13 @@ impl Weights {
         (self.used.borrow().len(), *self.params.borrow())
     }
 
-    /// Tensors in the file that no model asked for (e.g. a classifier head).
+    /// Tensors in the file that no model asked for (e.g. a classifier head),
+    /// leaving out BatchNorm's `num_batches_tracked` counters.
     pub fn unused(&self) -> Vec<String> {
         let used = self.used.borrow();
         self.names()
             .into_iter()
-            .filter(|n| !used.contains(n))
+            .filter(|n| !used.contains(n) && !n.ends_with("num_batches_tracked"))
             .collect()
     }
 

@@ -72,9 +72,7 @@ pub struct Clip {
 impl Clip {
     pub fn load(w: &Weights, cfg: &ClipConfig) -> Result<Self> {
         let naming = Naming::detect(w)?;
-        if let (Naming::HuggingFace, Some(path)) = (naming, w.path()) {
-            check_hf_config(path, cfg)?;
-        }
+        check_config(w, naming, cfg)?;
         Ok(Self {
             vision: VisionTransformer::load(w, naming, cfg)?,
             text: TextTransformer::load(w, naming, cfg)?,
@@ -86,6 +84,13 @@ impl Clip {
 /// A Hugging Face checkpoint's `config.json` beside the weights, when there is
 /// one, must describe the same architecture as the preset: shapes alone miss a
 /// different activation or head count.
+pub fn check_config(w: &Weights, naming: Naming, cfg: &ClipConfig) -> Result<()> {
+    match (naming, w.path()) {
+        (Naming::HuggingFace, Some(path)) => check_hf_config(path, cfg),
+        _ => Ok(()),
+    }
+}
+
 fn check_hf_config(weights: &Path, cfg: &ClipConfig) -> Result<()> {
     let Some(path) = weights.parent().map(|d| d.join("config.json")).filter(|p| p.is_file()) else {
         return Ok(());
