@@ -469,9 +469,11 @@ fn read_text(path: &Path) -> Result<String, TokenizerError> {
 /// Of ftfy 6's `fix_text` we do the table-driven fixes, per line and repeated until stable as
 /// ftfy does: HTML entities (only when the text has no `<`; see [`ftfy_unescape`]), C1
 /// controls read as Windows-1252, Latin ligatures, halfwidth/fullwidth forms, curly quotes,
-/// line breaks, ANSI terminal escapes, control characters, then Unicode NFC. ftfy's mojibake
-/// repair (`fix_encoding`, `replace_lossy_sequences`, `decode_inconsistent_utf8`,
-/// `restore_byte_a0`) is NOT done: text that is mojibake tokenises as written.
+/// line breaks, ANSI terminal escapes, control characters, then Unicode NFC. Full ftfy
+/// mojibake repair is NOT done: only a whole line of UTF-8 misread as Latin-1/Windows-1252 is
+/// repaired (see [`undo_whole_mojibake`]); ftfy's badness heuristics, `replace_lossy_sequences`,
+/// `decode_inconsistent_utf8` and `restore_byte_a0` are not implemented, so partly garbled
+/// text may tokenise differently from Python.
 pub fn clean_text(text: &str) -> String {
     let fixed = ftfy_fix_text(text);
     let unescaped = html_unescape(&html_unescape(&fixed));
@@ -520,6 +522,7 @@ fn ftfy_fix_once(text: &str, unescape: bool) -> String {
     } else {
         text.to_string()
     };
+    let text = undo_whole_mojibake(&text).unwrap_or(text);
     let text: String = text.chars().map(c1_as_windows_1252).collect();
     let mut fixed = String::with_capacity(text.len());
     for c in text.chars() {
@@ -568,6 +571,44 @@ fn ftfy_fix_once(text: &str, unescape: bool) -> String {
     let fixed = remove_terminal_escapes(&fixed);
     let fixed: String = fixed.chars().filter(|&c| !is_ftfy_control(c)).collect();
     fixed.nfc().collect()
+}
+
+/// The common case of ftfy's `fix_encoding`: a whole segment that is UTF-8 decoded as
+/// Latin-1 or Windows-1252 (`cafÃ©`) is re-encoded and decoded as UTF-8. A segment is changed
+/// only if every character maps back to one byte and the bytes are valid UTF-8. ftfy's
+/// "badness" score is not reproduced; in its place, every two-byte sequence must start with a
+/// lead that mojibake of Latin, Greek or Cyrillic text shows (`Â Ã Ä Å Î Ï Ð Ñ`), so that
+/// real text such as `CAFÉ…` (bytes C9 85, valid UTF-8) is left alone. Mojibake mixed with
+/// other text is not repaired.
+fn undo_whole_mojibake(text: &str) -> Option<String> {
+    if text.is_ascii() {
+        return None;
+    }
+    let latin1: Option<Vec<u8>> = text
+        .chars()
+        .map(|c| u8::try_from(c as u32).ok())
+        .collect();
+    let bytes = latin1.or_else(|| text.chars().map(windows_1252_byte).collect())?;
+    let plausible_leads = bytes
+        .iter()
+        .filter(|&&b| (0xC0..0xE0).contains(&b))
+        .all(|b| matches!(b, 0xC2..=0xC5 | 0xCE..=0xD1));
+    if !plausible_leads {
+        return None;
+    }
+    let decoded = String::from_utf8(bytes).ok()?;
+    (decoded != text).then_some(decoded)
+}
+
+/// The byte "sloppy" Windows-1252 encodes `c` as: its own code below U+0100 except the C1
+/// range, where only the five bytes Windows-1252 leaves undefined stand for themselves.
+fn windows_1252_byte(c: char) -> Option<u8> {
+    let code = c as u32;
+    match code {
+        0x80..=0x9f => windows_1252_c1(code).is_none().then_some(code as u8),
+        0..=0xff => Some(code as u8),
+        _ => (0x80..=0x9f).find(|&b| windows_1252_c1(b) == Some(c)).map(|b| b as u8),
+    }
 }
 
 /// ftfy's `fix_c1_controls`: a C1 control is read as the Windows-1252 character of that byte
