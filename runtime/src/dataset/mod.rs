@@ -1,0 +1,1 @@
+//! Dataset readers (MVTec AD, VisA, meta.json, BTAD, MPDD, plain folders).

@@ -1,0 +1,1 @@
+//! Image and mask decoding with limits.

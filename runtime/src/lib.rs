@@ -1,0 +1,9 @@
+//! AFR-CLIP runtime: the deployable half. Everything here is shared with the
+//! toolchain (preprocessing, metrics, dataset readers) so that training and
+//! inference can never disagree.
+
+pub mod dataset;
+pub mod image_io;
+pub mod metrics;
+pub mod preprocess;
+pub mod report;

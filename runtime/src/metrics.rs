@@ -1,0 +1,1 @@
+//! Evaluation metrics, equal to scikit-learn and anomalib.
