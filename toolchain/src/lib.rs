@@ -1,5 +1,6 @@
 //! AFR-CLIP in Candle: backbones, the AFR modules, training and export.
 
+pub mod afr;
 pub mod clip;
 pub mod nn;
 pub mod preset;

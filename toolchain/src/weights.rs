@@ -330,7 +330,7 @@ fn decode_f32(bytes: &[u8], dtype: Dtype) -> Option<Vec<f32>> {
 
 /// Deterministic in (seed, name, shape) alone, so the order in which a model
 /// asks for its tensors does not change them.
-fn random_tensor(seed: u64, name: &str, shape: &[usize], init: Init, dev: &Device) -> Result<Tensor> {
+pub(crate) fn random_tensor(seed: u64, name: &str, shape: &[usize], init: Init, dev: &Device) -> Result<Tensor> {
     let n: usize = shape.iter().product();
     let t = match init {
         Init::Zeros => Tensor::zeros(shape, DType::F32, dev)?,

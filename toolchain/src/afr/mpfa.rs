@@ -1,0 +1,66 @@
+//! Multi-patch feature aggregation (MPFA, Eq. 19-21): each patch feature is
+//! averaged with its m x m neighbourhood on the patch grid; stride 1, padding
+//! m/2, borders averaged over the cells that exist (`count_include_pad =
+//! false`). The class token is not pooled.
+
+use candle_core::{Device, Tensor};
+
+#[derive(Debug, Clone)]
+pub struct Mpfa {
+    m: usize,
+}
+
+impl Mpfa {
+    /// `m` odd (1 turns MPFA off); the paper's default is 3.
+    pub fn new(m: usize) -> Self {
+        assert!(m % 2 == 1, "MPFA window must be odd, got {m}");
+        Self { m }
+    }
+
+    pub fn window(&self) -> usize {
+        self.m
+    }
+
+    /// Patch tokens `[B, h*w, E]` (row-major grid) to pooled tokens of the same shape.
+    pub fn forward(&self, patches: &Tensor, h: usize, w: usize) -> candle_core::Result<Tensor> {
+        if self.m == 1 {
+            return Ok(patches.clone());
+        }
+        let (b, n, e) = patches.dims3()?;
+        debug_assert_eq!(n, h * w);
+        let pad = self.m / 2;
+        let grid = patches.transpose(1, 2)?.reshape((b, e, h, w))?;
+        let padded = grid.pad_with_zeros(2, pad, pad)?.pad_with_zeros(3, pad, pad)?;
+        // avg_pool2d divides by m*m; rescale each cell by m*m / (cells that exist).
+        let pooled = padded.avg_pool2d_with_stride(self.m, 1)?;
+        let pooled = pooled.broadcast_mul(&self.coverage(h, w, patches.device())?)?;
+        pooled.reshape((b, e, n))?.transpose(1, 2)?.contiguous()
+    }
+
+    /// `m*m / count` per cell, `[1, 1, h, w]`.
+    fn coverage(&self, h: usize, w: usize, dev: &Device) -> candle_core::Result<Tensor> {
+        let r = (self.m / 2) as i64;
+        let span = |i: usize, n: usize| ((i as i64 + r).min(n as i64 - 1) - (i as i64 - r).max(0) + 1) as f32;
+        let full = (self.m * self.m) as f32;
+        let v: Vec<f32> = (0..h)
+            .flat_map(|y| (0..w).map(move |x| full / (span(y, h) * span(x, w))))
+            .collect();
+        Tensor::from_vec(v, (1, 1, h, w), dev)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn borders_average_only_the_cells_that_exist() {
+        // One channel on a 3x3 grid, values 0..9.
+        let x = Tensor::arange(0f32, 9., &Device::Cpu).unwrap().reshape((1, 9, 1)).unwrap();
+        let y = Mpfa::new(3).forward(&x, 3, 3).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        // Corner (0,0): mean of 0,1,3,4 = 2; centre: mean of all = 4; edge (0,1): mean of 0,1,2,3,4,5 = 2.5.
+        assert!((y[0] - 2.0).abs() < 1e-6 && (y[4] - 4.0).abs() < 1e-6 && (y[1] - 2.5).abs() < 1e-6, "{y:?}");
+        let same = Mpfa::new(1).forward(&x, 3, 3).unwrap();
+        assert_eq!(same.flatten_all().unwrap().to_vec1::<f32>().unwrap(), (0..9).map(|v| v as f32).collect::<Vec<_>>());
+    }
+}

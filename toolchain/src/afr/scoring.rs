@@ -1,0 +1,28 @@
+//! Text-on-text anomaly scoring (Eq. 7-13): the rectified embedding against
+//! the universal normal and abnormal prototypes,
+//! `P_a = softmax([cos(F, F_t^a), cos(F, F_t^n)] / tau)[0]`.
+//!
+//! Eq. 9 and 13 omit CLIP's temperature tau = 0.07; without it a two-way
+//! softmax of cosines cannot leave [0.12, 0.88], so we keep it (DESIGN.md).
+//! The two-way softmax is computed as `sigmoid((S_a - S_n) / tau)`, its exact
+//! equivalent.
+
+use candle_core::{Tensor, D};
+
+use crate::nn::sigmoid;
+
+/// CLIP's learned temperature, as its logit scale 100 = 1 / 0.07 is used.
+pub const CLIP_TAU: f64 = 0.07;
+
+/// `x / |x|` over the last dimension.
+pub fn l2_normalize(x: &Tensor) -> candle_core::Result<Tensor> {
+    x.broadcast_div(&x.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?)
+}
+
+/// `P_a` for every token: `features` `[B, T, E]`, prototypes `[E]` -> `[B, T]`.
+pub fn abnormal_probability(features: &Tensor, normal: &Tensor, abnormal: &Tensor, tau: f64) -> candle_core::Result<Tensor> {
+    let f = l2_normalize(features)?;
+    let s_a = f.broadcast_mul(&l2_normalize(abnormal)?)?.sum(D::Minus1)?; // Eq. 7 / 11
+    let s_n = f.broadcast_mul(&l2_normalize(normal)?)?.sum(D::Minus1)?; // Eq. 8 / 12
+    sigmoid(&((s_a - s_n)? / tau)?) // Eq. 9 / 13 with tau
+}
