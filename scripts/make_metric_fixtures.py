@@ -280,10 +280,9 @@ def pixel_cases(rng):
     # FPR reaches exactly 0.3 (3 of 10 normal pixels) at a threshold where
     # PRO jumps: anomalib stops there without interpolating.
     lm = np.zeros((1, 4, 5), dtype=bool)
-    lm[0, 2:4, :] = True  # two rows: one region of 10 pixels
-    lm[0, 0, 0] = False
-    lm[0, 1, 4] = True  # touches row 2 at a corner? (1,4)-(2,3) yes: same region
-    lm[0, 2, 0] = False  # keep 10 normal / 10 anomalous
+    lm[0, 2:4, :] = True  # the two bottom rows ...
+    lm[0, 2, 0] = False  # ... less one pixel ...
+    lm[0, 1, 4] = True  # ... plus one above them: one region, 10 of 20 pixels
     sc = np.zeros((1, 4, 5))
     bg_scores = [0.95, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1]
     fg_scores = [0.8, 0.85, 0.75, 0.8, 0.65, 0.3, 0.2, 0.1, 0.05, 0.8]
