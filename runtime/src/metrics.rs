@@ -1,1 +1,0 @@
-//! Evaluation metrics, equal to scikit-learn and anomalib.
