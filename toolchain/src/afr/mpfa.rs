@@ -30,20 +30,28 @@ impl Mpfa {
         debug_assert_eq!(n, h * w);
         let pad = self.m / 2;
         let grid = patches.transpose(1, 2)?.reshape((b, e, h, w))?;
+        // A separable box sum over the zero-padded grid (candle's avg_pool2d
+        // has no gradient for stride 1), then divided by the cells that exist.
         let padded = grid.pad_with_zeros(2, pad, pad)?.pad_with_zeros(3, pad, pad)?;
-        // avg_pool2d divides by m*m; rescale each cell by m*m / (cells that exist).
-        let pooled = padded.avg_pool2d_with_stride(self.m, 1)?;
-        let pooled = pooled.broadcast_mul(&self.coverage(h, w, patches.device())?)?;
+        let box_sum = |x: &Tensor, dim: usize, len: usize| -> candle_core::Result<Tensor> {
+            let mut acc = x.narrow(dim, 0, len)?;
+            for k in 1..self.m {
+                acc = (acc + x.narrow(dim, k, len)?)?;
+            }
+            Ok(acc)
+        };
+        let rows = box_sum(&padded, 3, w)?;
+        let sums = box_sum(&rows, 2, h)?;
+        let pooled = sums.broadcast_mul(&self.inverse_count(h, w, patches.device())?)?;
         pooled.reshape((b, e, n))?.transpose(1, 2)?.contiguous()
     }
 
-    /// `m*m / count` per cell, `[1, 1, h, w]`.
-    fn coverage(&self, h: usize, w: usize, dev: &Device) -> candle_core::Result<Tensor> {
+    /// `1 / count` per cell, `[1, 1, h, w]`.
+    fn inverse_count(&self, h: usize, w: usize, dev: &Device) -> candle_core::Result<Tensor> {
         let r = (self.m / 2) as i64;
         let span = |i: usize, n: usize| ((i as i64 + r).min(n as i64 - 1) - (i as i64 - r).max(0) + 1) as f32;
-        let full = (self.m * self.m) as f32;
         let v: Vec<f32> = (0..h)
-            .flat_map(|y| (0..w).map(move |x| full / (span(y, h) * span(x, w))))
+            .flat_map(|y| (0..w).map(move |x| 1.0 / (span(y, h) * span(x, w))))
             .collect();
         Tensor::from_vec(v, (1, 1, h, w), dev)
     }

@@ -103,6 +103,15 @@ impl std::fmt::Debug for Tokenizer {
 }
 
 impl Tokenizer {
+    /// OpenAI's vocabulary as shipped in `models/bpe_simple_vocab_16e6.txt.gz`,
+    /// compiled into the binary so that the tools work from anywhere.
+    pub fn openai() -> Self {
+        const BPE: &[u8] = include_bytes!("../../../models/bpe_simple_vocab_16e6.txt.gz");
+        let path = Path::new("models/bpe_simple_vocab_16e6.txt.gz (built in)");
+        let text = decode_text(path, BPE.to_vec()).expect("the built-in vocabulary decodes");
+        Self::from_merges_text(path, &text).expect("the built-in vocabulary is valid")
+    }
+
     /// Loads OpenAI's merges file (`bpe_simple_vocab_16e6.txt.gz`; a plain-text copy works too).
     /// As OpenAI does: line 0 is a header, lines 1..=48894 are the merges; the vocabulary is the
     /// 256 byte characters, the same with `</w>`, each merge joined, then the two specials.
@@ -431,13 +440,18 @@ fn read_text(path: &Path) -> Result<String, TokenizerError> {
         path: path.to_path_buf(),
         source,
     };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let mut raw = Vec::new();
+    file.take(MAX_VOCAB_BYTES + 1).read_to_end(&mut raw).map_err(io)?;
+    decode_text(path, raw)
+}
+
+/// Plain or gzip bytes to text, refusing more than `MAX_VOCAB_BYTES` either way.
+fn decode_text(path: &Path, raw: Vec<u8>) -> Result<String, TokenizerError> {
     let too_large = || TokenizerError::TooLarge {
         path: path.to_path_buf(),
         limit: MAX_VOCAB_BYTES,
     };
-    let file = std::fs::File::open(path).map_err(io)?;
-    let mut raw = Vec::new();
-    file.take(MAX_VOCAB_BYTES + 1).read_to_end(&mut raw).map_err(io)?;
     if raw.len() as u64 > MAX_VOCAB_BYTES {
         return Err(too_large());
     }
