@@ -5,5 +5,6 @@
 pub mod dataset;
 pub mod image_io;
 pub mod metrics;
+pub mod postprocess;
 pub mod preprocess;
 pub mod report;
