@@ -2,6 +2,7 @@
 //! toolchain (preprocessing, metrics, dataset readers) so that training and
 //! inference can never disagree.
 
+pub mod atomic;
 pub mod dataset;
 pub mod image_io;
 pub mod metrics;
