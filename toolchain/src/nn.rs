@@ -92,6 +92,25 @@ pub fn quick_gelu(x: &Tensor) -> Result<Tensor> {
     x.mul(&sigmoid(&(x * 1.702)?)?)
 }
 
+/// Bilinear upsampling of maps `[B, h, w]` to `[B, out_h, out_w]` exactly as
+/// the runtime upsamples (PyTorch's `align_corners=False`), written as two
+/// matrix products so that gradients flow (candle has no backward for
+/// `upsample_bilinear2d`).
+pub fn bilinear_upsample(maps: &Tensor, out_h: usize, out_w: usize) -> Result<Tensor> {
+    let (_, h, w) = maps.dims3()?;
+    let matrix = |in_n: usize, out_n: usize| -> Result<Tensor> {
+        let mut m = vec![0f32; out_n * in_n];
+        for (o, (i0, i1, f)) in afr_runtime::postprocess::bilinear_taps(in_n, out_n).into_iter().enumerate() {
+            m[o * in_n + i0] += 1.0 - f;
+            m[o * in_n + i1] += f;
+        }
+        Tensor::from_vec(m, (out_n, in_n), maps.device())
+    };
+    let rows = matrix(h, out_h)?;
+    let cols = matrix(w, out_w)?;
+    rows.broadcast_matmul(maps)?.broadcast_matmul(&cols.t()?)
+}
+
 /// Activations the CLIP presets use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -131,6 +150,18 @@ mod tests {
         let g = grads.get(&x).expect("gradient for x");
         let gmax = g.abs()?.max_all()?.to_scalar::<f32>()?;
         assert!(gmax > 1e-3, "gradient vanished: {gmax}");
+        Ok(())
+    }
+
+    #[test]
+    fn bilinear_upsample_equals_the_runtime_upsampler() -> Result<()> {
+        let dev = Device::Cpu;
+        let map: Vec<f32> = (0..12).map(|i| (i as f32 * 0.37).sin()).collect();
+        let up = bilinear_upsample(&Tensor::from_vec(map.clone(), (1, 3, 4), &dev)?, 9, 10)?;
+        let mut want = vec![0f32; 90];
+        afr_runtime::postprocess::Upsampler::new((4, 3), (10, 9), 0.0).run(&map, &mut want, &mut []);
+        let got = up.flatten_all()?.to_vec1::<f32>()?;
+        assert!(got.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-6));
         Ok(())
     }
 
