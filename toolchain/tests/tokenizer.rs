@@ -98,7 +98,11 @@ fn fixture_cases_match_reference_ids() {
         }
     }
     eprintln!("{matched} of {} cases match exactly", cases.len());
-    assert!(failures.is_empty(), "mismatched cases:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "mismatched cases:\n{}",
+        failures.join("\n")
+    );
 }
 
 /// A `tokenizer.json` written here from the merges file, with the merges as "a b" strings or
@@ -116,7 +120,10 @@ fn write_tokenizer_json(name: &str, pairs_as_lists: bool, gzip: bool) -> PathBuf
         .take(48894)
         .map(|l| {
             let mut it = l.split_whitespace();
-            (it.next().unwrap().to_string(), it.next().unwrap().to_string())
+            (
+                it.next().unwrap().to_string(),
+                it.next().unwrap().to_string(),
+            )
         })
         .collect();
     let mut order: Vec<u32> = (33..=126).chain(161..=172).chain(174..=255).collect();
@@ -133,11 +140,20 @@ fn write_tokenizer_json(name: &str, pairs_as_lists: bool, gzip: bool) -> PathBuf
     let mut tokens: Vec<String> = chars.iter().map(|c| c.to_string()).collect();
     tokens.extend(chars.iter().map(|c| format!("{c}</w>")));
     tokens.extend(merges.iter().map(|(a, b)| format!("{a}{b}")));
-    let vocab: serde_json::Map<String, Value> =
-        tokens.iter().enumerate().map(|(i, t)| (t.clone(), json!(i))).collect();
+    let vocab: serde_json::Map<String, Value> = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.clone(), json!(i)))
+        .collect();
     let merges: Vec<Value> = merges
         .iter()
-        .map(|(a, b)| if pairs_as_lists { json!([a, b]) } else { json!(format!("{a} {b}")) })
+        .map(|(a, b)| {
+            if pairs_as_lists {
+                json!([a, b])
+            } else {
+                json!(format!("{a} {b}"))
+            }
+        })
         .collect();
     let doc = json!({
         "added_tokens": [
@@ -189,7 +205,11 @@ fn tokenizer_json_gives_the_same_ids_as_the_merges_file() {
     assert_eq!(from_strings.sot(), 49406);
     assert_eq!(from_lists.eot(), 49407);
     // from_file picks the merges format by content, too.
-    assert_same_ids(&bpe, &Tokenizer::from_file(bpe_path()).unwrap(), "from_file on the .gz");
+    assert_same_ids(
+        &bpe,
+        &Tokenizer::from_file(bpe_path()).unwrap(),
+        "from_file on the .gz",
+    );
 
     // Hugging Face's own tokenizer.json for CLIP, where the fixtures include it.
     let hf = repo_root().join("tests/fixtures/clip_tokenizer.json.gz");
@@ -197,7 +217,10 @@ fn tokenizer_json_gives_the_same_ids_as_the_merges_file() {
         let from_hf = Tokenizer::from_tokenizer_json(&hf).unwrap();
         assert_same_ids(&bpe, &from_hf, "Hugging Face tokenizer.json");
     } else {
-        eprintln!("{} absent: compared only the generated tokenizer.json", hf.display());
+        eprintln!(
+            "{} absent: compared only the generated tokenizer.json",
+            hf.display()
+        );
     }
 }
 
@@ -232,7 +255,10 @@ fn encode_has_no_special_tokens_and_caches_consistently() {
     assert_eq!(once.len(), 6);
     // Second call is served from the word cache.
     assert_eq!(tok.encode("a photo of a normal object"), once);
-    assert_eq!(tok.tokenize("a photo of a normal object", 77)[1..7], once[..]);
+    assert_eq!(
+        tok.tokenize("a photo of a normal object", 77)[1..7],
+        once[..]
+    );
 }
 
 fn expect_error_naming(path: &Path, result: Result<Tokenizer, TokenizerError>) -> TokenizerError {
@@ -267,14 +293,20 @@ fn bad_files_give_errors_naming_the_path() {
     let short = scratch("short.txt");
     std::fs::write(&short, "#version: 0.2\ni n\nt h\n").unwrap();
     let err = expect_error_naming(&short, Tokenizer::from_bpe_gz(&short));
-    assert!(matches!(err, TokenizerError::TooFewMerges { found: 3, .. }), "{err}");
+    assert!(
+        matches!(err, TokenizerError::TooFewMerges { found: 3, .. }),
+        "{err}"
+    );
 
     let bad_merge = scratch("bad-merge.txt");
     let mut text = String::from("#version: 0.2\ni n\nthree symbols here\n");
     text.push_str(&"a b\n".repeat(48894));
     std::fs::write(&bad_merge, text).unwrap();
     let err = expect_error_naming(&bad_merge, Tokenizer::from_bpe_gz(&bad_merge));
-    assert!(matches!(err, TokenizerError::BadMerge { line: 3, .. }), "{err}");
+    assert!(
+        matches!(&err, TokenizerError::BadMerge { location, .. } if location == "line 3"),
+        "{err}"
+    );
 
     let not_json = scratch("broken.json");
     std::fs::write(&not_json, "{\"model\": {\"vocab\": ").unwrap();
@@ -282,14 +314,22 @@ fn bad_files_give_errors_naming_the_path() {
     assert!(matches!(err, TokenizerError::Json { .. }), "{err}");
 
     let no_merges = scratch("no-merges.json");
-    std::fs::write(&no_merges, r#"{"model": {"type": "BPE", "vocab": {"a": 0}}}"#).unwrap();
+    std::fs::write(
+        &no_merges,
+        r#"{"model": {"type": "BPE", "vocab": {"a": 0}}}"#,
+    )
+    .unwrap();
     let err = expect_error_naming(&no_merges, Tokenizer::from_file(&no_merges));
     assert!(matches!(err, TokenizerError::BadVocabulary { .. }), "{err}");
 
     let bad_pair = scratch("bad-pair.json");
-    std::fs::write(&bad_pair, r#"{"model": {"vocab": {"a": 0}, "merges": [["a"]]}}"#).unwrap();
+    std::fs::write(
+        &bad_pair,
+        r#"{"model": {"vocab": {"a": 0}, "merges": [["a"]]}}"#,
+    )
+    .unwrap();
     let err = expect_error_naming(&bad_pair, Tokenizer::from_tokenizer_json(&bad_pair));
-    assert!(matches!(err, TokenizerError::BadMerge { .. }), "{err}");
+    assert!(err.to_string().contains("model.merges[0]"), "{err}");
 
     // A gzip bomb: 65 MiB of zeros in a few kilobytes is refused, not inflated without bound.
     let bomb = scratch("bomb.txt.gz");
@@ -306,16 +346,25 @@ fn bad_files_give_errors_naming_the_path() {
 #[test]
 fn text_cleaning_follows_openai() {
     // html.unescape twice after ftfy: "&amp;lt;" ends as "<".
-    assert_eq!(clean_text("fish &amp;amp; chips &amp;lt;3"), "fish & chips <3");
+    assert_eq!(
+        clean_text("fish &amp;amp; chips &amp;lt;3"),
+        "fish & chips <3"
+    );
     // ftfy leaves entities alone in a line with '<'; OpenAI's html.unescape still decodes them.
     assert_eq!(clean_text("<b>A &amp; B</b>"), "<b>a & b</b>");
     // Legacy entities decode without their semicolon, and as a prefix.
     assert_eq!(clean_text("&copy 2024 &ampx"), "\u{a9} 2024 &x");
-    assert_eq!(clean_text("&EACUTE;t&eacute; &#x263a; &#128;"), "\u{e9}t\u{e9} \u{263a} \u{20ac}");
+    assert_eq!(
+        clean_text("&EACUTE;t&eacute; &#x263a; &#128;"),
+        "\u{e9}t\u{e9} \u{263a} \u{20ac}"
+    );
     // NFC, fullwidth forms, ligatures, curly quotes, whitespace collapse, lowercase.
     assert_eq!(clean_text("Cafe\u{301}"), "caf\u{e9}");
     assert_eq!(clean_text("\u{ff21}\u{ff22}\u{3000}\u{ff11}"), "ab 1");
-    assert_eq!(clean_text("the \u{fb01}rst \u{201c}x\u{201d} it\u{2019}s"), "the first \"x\" it's");
+    assert_eq!(
+        clean_text("the \u{fb01}rst \u{201c}x\u{201d} it\u{2019}s"),
+        "the first \"x\" it's"
+    );
     assert_eq!(clean_text("  a\t\tb\r\n\u{a0}c\u{1b}[31m  "), "a b c");
     // Whole-line mojibake is repaired; real accented text is not.
     assert_eq!(clean_text("caf\u{c3}\u{a9}"), "caf\u{e9}");

@@ -55,10 +55,11 @@ pub enum TokenizerError {
         path: PathBuf,
         source: std::string::FromUtf8Error,
     },
-    #[error("tokenizer file {}: line {line}: malformed merge {text:?} (expected two symbols)", path.display())]
+    #[error("tokenizer file {}: {location}: malformed merge {text:?} (expected two symbols)", path.display())]
     BadMerge {
         path: PathBuf,
-        line: usize,
+        /// `line N` (1-based) in a merges file, `model.merges[N]` in a tokenizer.json.
+        location: String,
         text: String,
     },
     #[error("tokenizer file {} has {found} merges; CLIP needs {needed}", path.display())]
@@ -158,7 +159,7 @@ impl Tokenizer {
             if parts.len() != 2 {
                 return Err(TokenizerError::BadMerge {
                     path: path.to_path_buf(),
-                    line: i + 2,
+                    location: format!("line {}", i + 2),
                     text: line.to_string(),
                 });
             }
@@ -174,8 +175,11 @@ impl Tokenizer {
         tokens.push(START_OF_TEXT.to_string());
         tokens.push(END_OF_TEXT.to_string());
         // Later duplicates win, as in Python's dict(zip(vocab, range(len(vocab)))).
-        let vocab: HashMap<String, u32> =
-            tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
+        let vocab: HashMap<String, u32> = tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.clone(), i as u32))
+            .collect();
         Self::build(path, vocab, &pairs, tokens.len())
     }
 
@@ -242,7 +246,7 @@ impl Tokenizer {
             };
             let pair = pair.ok_or_else(|| TokenizerError::BadMerge {
                 path: path.to_path_buf(),
-                line: i,
+                location: format!("model.merges[{i}]"),
                 text: merge.to_string(),
             })?;
             pairs.push(pair);
@@ -380,7 +384,9 @@ impl Tokenizer {
                 .windows(2)
                 .filter_map(|w| {
                     let pair = (w[0], w[1]);
-                    self.merges.get(&pair).map(|&(rank, merged)| (rank, pair, merged))
+                    self.merges
+                        .get(&pair)
+                        .map(|&(rank, merged)| (rank, pair, merged))
                 })
                 .min_by_key(|&(rank, _, _)| rank);
             let Some((_, pair, merged)) = best else { break };
@@ -409,7 +415,10 @@ fn pattern() -> &'static Regex {
 /// Bytes in the order OpenAI's `bytes_to_unicode` lists them: the printable Latin-1 ranges
 /// first, then the rest. A byte's vocabulary id is its index in this order.
 fn byte_order() -> Vec<u8> {
-    let mut order: Vec<u8> = (b'!'..=b'~').chain(0xA1..=0xAC).chain(0xAE..=0xFF).collect();
+    let mut order: Vec<u8> = (b'!'..=b'~')
+        .chain(0xA1..=0xAC)
+        .chain(0xAE..=0xFF)
+        .collect();
     let printable = order.clone();
     order.extend((0..=255u8).filter(|b| !printable.contains(b)));
     order
@@ -598,10 +607,7 @@ fn undo_whole_mojibake(text: &str) -> Option<String> {
     if text.is_ascii() {
         return None;
     }
-    let latin1: Option<Vec<u8>> = text
-        .chars()
-        .map(|c| u8::try_from(c as u32).ok())
-        .collect();
+    let latin1: Option<Vec<u8>> = text.chars().map(|c| u8::try_from(c as u32).ok()).collect();
     let bytes = latin1.or_else(|| text.chars().map(windows_1252_byte).collect())?;
     let plausible_leads = bytes
         .iter()
@@ -621,7 +627,9 @@ fn windows_1252_byte(c: char) -> Option<u8> {
     match code {
         0x80..=0x9f => windows_1252_c1(code).is_none().then_some(code as u8),
         0..=0xff => Some(code as u8),
-        _ => (0x80..=0x9f).find(|&b| windows_1252_c1(b) == Some(c)).map(|b| b as u8),
+        _ => (0x80..=0x9f)
+            .find(|&b| windows_1252_c1(b) == Some(c))
+            .map(|b| b as u8),
     }
 }
 
@@ -680,13 +688,13 @@ const LATIN1_ENTITIES: [&str; 96] = [
     "nbsp", "iexcl", "cent", "pound", "curren", "yen", "brvbar", "sect", "uml", "copy", "ordf",
     "laquo", "not", "shy", "reg", "macr", "deg", "plusmn", "sup2", "sup3", "acute", "micro",
     "para", "middot", "cedil", "sup1", "ordm", "raquo", "frac14", "frac12", "frac34", "iquest",
-    "Agrave", "Aacute", "Acirc", "Atilde", "Auml", "Aring", "AElig", "Ccedil", "Egrave",
-    "Eacute", "Ecirc", "Euml", "Igrave", "Iacute", "Icirc", "Iuml", "ETH", "Ntilde", "Ograve",
-    "Oacute", "Ocirc", "Otilde", "Ouml", "times", "Oslash", "Ugrave", "Uacute", "Ucirc", "Uuml",
-    "Yacute", "THORN", "szlig", "agrave", "aacute", "acirc", "atilde", "auml", "aring", "aelig",
-    "ccedil", "egrave", "eacute", "ecirc", "euml", "igrave", "iacute", "icirc", "iuml", "eth",
-    "ntilde", "ograve", "oacute", "ocirc", "otilde", "ouml", "divide", "oslash", "ugrave",
-    "uacute", "ucirc", "uuml", "yacute", "thorn", "yuml",
+    "Agrave", "Aacute", "Acirc", "Atilde", "Auml", "Aring", "AElig", "Ccedil", "Egrave", "Eacute",
+    "Ecirc", "Euml", "Igrave", "Iacute", "Icirc", "Iuml", "ETH", "Ntilde", "Ograve", "Oacute",
+    "Ocirc", "Otilde", "Ouml", "times", "Oslash", "Ugrave", "Uacute", "Ucirc", "Uuml", "Yacute",
+    "THORN", "szlig", "agrave", "aacute", "acirc", "atilde", "auml", "aring", "aelig", "ccedil",
+    "egrave", "eacute", "ecirc", "euml", "igrave", "iacute", "icirc", "iuml", "eth", "ntilde",
+    "ograve", "oacute", "ocirc", "otilde", "ouml", "divide", "oslash", "ugrave", "uacute", "ucirc",
+    "uuml", "yacute", "thorn", "yuml",
 ];
 
 /// Entities that need their semicolon: common punctuation and typography.
@@ -852,7 +860,11 @@ fn unescape_reference(after: &str) -> Option<(String, usize)> {
     } else if let Some(c) = legacy_entity(name) {
         return Some((c.to_string(), len));
     }
-    let mut cuts: Vec<usize> = name.char_indices().map(|(i, _)| i).filter(|&i| i >= 2).collect();
+    let mut cuts: Vec<usize> = name
+        .char_indices()
+        .map(|(i, _)| i)
+        .filter(|&i| i >= 2)
+        .collect();
     cuts.reverse();
     cuts.into_iter()
         .find_map(|cut| legacy_entity(&name[..cut]).map(|c| (c.to_string(), cut)))
@@ -866,7 +878,9 @@ fn numeric_reference(value: u64) -> String {
         0 => return '\u{fffd}'.to_string(),
         0x0d => return '\r'.to_string(),
         0x80..=0x9f => {
-            return windows_1252_c1(v).unwrap_or_else(|| char::from_u32(v).unwrap_or('\u{fffd}')).to_string()
+            return windows_1252_c1(v)
+                .unwrap_or_else(|| char::from_u32(v).unwrap_or('\u{fffd}'))
+                .to_string()
         }
         0xD800..=0xDFFF | 0x11_0000.. => return '\u{fffd}'.to_string(),
         _ => {}
