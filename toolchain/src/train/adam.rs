@@ -180,8 +180,8 @@ impl Adam {
     }
 
     /// One update of every parameter that has a gradient in `grads`; the
-    /// others are skipped. Gradients are checked before anything changes, so
-    /// an error leaves parameters and state as they were.
+    /// others are skipped. Every gradient's shape and dtype is checked before
+    /// any parameter changes, so such a mistake leaves everything as it was.
     pub fn step(&mut self, grads: &GradStore) -> Result<()> {
         let mut work = Vec::new();
         for (i, p) in self.params.iter().enumerate() {
