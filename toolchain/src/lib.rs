@@ -6,4 +6,5 @@ pub mod nn;
 pub mod preset;
 pub mod resnet;
 pub mod synth;
+pub mod train;
 pub mod weights;
