@@ -70,8 +70,9 @@ impl ParamStore {
         self.vars.iter()
     }
 
-    pub fn all_vars(&self) -> Vec<Var> {
-        self.vars.values().cloned().collect()
+    /// (name, variable) pairs, as the optimiser takes them.
+    pub fn named_vars(&self) -> Vec<(String, Var)> {
+        self.vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 
     pub fn num_params(&self) -> usize {
