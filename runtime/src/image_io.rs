@@ -132,7 +132,10 @@ pub fn check_mask_size(
 }
 
 /// Loads an image and, when given, its mask, checking that both have the same size.
-pub fn load_pair(image: &Path, mask: Option<&Path>) -> Result<(RgbImage, Option<GrayImage>), ImageError> {
+pub fn load_pair(
+    image: &Path,
+    mask: Option<&Path>,
+) -> Result<(RgbImage, Option<GrayImage>), ImageError> {
     let rgb = load_rgb8(image)?;
     let mask = match mask {
         Some(mask_path) => {
@@ -148,7 +151,13 @@ pub fn load_pair(image: &Path, mask: Option<&Path>) -> Result<(RgbImage, Option<
 fn binarize<T: Copy + PartialEq + Default>(raw: &[T], stride: usize, colour: usize) -> Vec<u8> {
     let zero = T::default();
     raw.chunks_exact(stride)
-        .map(|px| if px[..colour].iter().any(|&v| v != zero) { 255 } else { 0 })
+        .map(|px| {
+            if px[..colour].iter().any(|&v| v != zero) {
+                255
+            } else {
+                0
+            }
+        })
         .collect()
 }
 
@@ -161,7 +170,9 @@ fn reader(path: &Path) -> Result<ImageReader<std::io::BufReader<std::fs::File>>,
         });
     }
     if meta.len() == 0 {
-        return Err(ImageError::Empty { path: path.to_path_buf() });
+        return Err(ImageError::Empty {
+            path: path.to_path_buf(),
+        });
     }
     let mut reader = ImageReader::open(path)
         .map_err(|e| io_error(path, e))?
@@ -195,9 +206,16 @@ fn check_dimensions(path: &Path, width: u32, height: u32) -> Result<(), ImageErr
 
 fn io_error(path: &Path, e: std::io::Error) -> ImageError {
     match e.kind() {
-        ErrorKind::NotFound => ImageError::Missing { path: path.to_path_buf() },
-        ErrorKind::UnexpectedEof => ImageError::Truncated { path: path.to_path_buf() },
-        _ => ImageError::Unreadable { path: path.to_path_buf(), source: e },
+        ErrorKind::NotFound => ImageError::Missing {
+            path: path.to_path_buf(),
+        },
+        ErrorKind::UnexpectedEof => ImageError::Truncated {
+            path: path.to_path_buf(),
+        },
+        _ => ImageError::Unreadable {
+            path: path.to_path_buf(),
+            source: e,
+        },
     }
 }
 
@@ -206,10 +224,14 @@ fn classify(path: &Path, e: image::ImageError) -> ImageError {
     let path_buf = path.to_path_buf();
     match e {
         image::ImageError::IoError(io) => io_error(path, io),
-        image::ImageError::Limits(l) => ImageError::TooLarge { path: path_buf, detail: l.to_string() },
-        image::ImageError::Unsupported(u) => {
-            ImageError::Unsupported { path: path_buf, detail: u.to_string() }
-        }
+        image::ImageError::Limits(l) => ImageError::TooLarge {
+            path: path_buf,
+            detail: l.to_string(),
+        },
+        image::ImageError::Unsupported(u) => ImageError::Unsupported {
+            path: path_buf,
+            detail: u.to_string(),
+        },
         image::ImageError::Decoding(d) => {
             let detail = d.to_string();
             // Decoders report a short file in their own words rather than as an io error.
@@ -222,9 +244,15 @@ fn classify(path: &Path, e: image::ImageError) -> ImageError {
             {
                 ImageError::Truncated { path: path_buf }
             } else {
-                ImageError::Corrupt { path: path_buf, detail }
+                ImageError::Corrupt {
+                    path: path_buf,
+                    detail,
+                }
             }
         }
-        other => ImageError::Corrupt { path: path_buf, detail: other.to_string() },
+        other => ImageError::Corrupt {
+            path: path_buf,
+            detail: other.to_string(),
+        },
     }
 }

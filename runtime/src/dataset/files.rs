@@ -14,12 +14,18 @@ pub(crate) fn is_image(path: &Path) -> bool {
 }
 
 fn entries(dir: &Path) -> Result<Vec<PathBuf>, DatasetError> {
-    let io = |source| DatasetError::Io { path: dir.to_path_buf(), source };
+    let io = |source| DatasetError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io)? {
         let path = entry.map_err(io)?.path();
         // Hidden files (.DS_Store, ._foo.png from macOS archives) are never samples.
-        let hidden = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'));
+        let hidden = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with('.'));
         if !hidden {
             out.push(path);
         }
@@ -33,7 +39,10 @@ pub(crate) fn images(dir: &Path) -> Result<Vec<PathBuf>, DatasetError> {
     if !dir.is_dir() {
         return Ok(Vec::new());
     }
-    Ok(entries(dir)?.into_iter().filter(|p| p.is_file() && is_image(p)).collect())
+    Ok(entries(dir)?
+        .into_iter()
+        .filter(|p| p.is_file() && is_image(p))
+        .collect())
 }
 
 /// Subdirectories of `dir` as (name, path), sorted. A missing directory lists as empty.
@@ -49,7 +58,9 @@ pub(crate) fn subdirs(dir: &Path) -> Result<Vec<(String, PathBuf)>, DatasetError
 }
 
 pub(crate) fn stem(path: &Path) -> String {
-    path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// The images of a mask directory, looked up by file stem.
@@ -64,7 +75,10 @@ impl MaskDir {
         if !dir.is_dir() {
             return Ok(None);
         }
-        Ok(Some(MaskDir { dir: dir.to_path_buf(), masks: images(dir)? }))
+        Ok(Some(MaskDir {
+            dir: dir.to_path_buf(),
+            masks: images(dir)?,
+        }))
     }
 
     /// The mask whose stem is one of `stems` (tried in order); PNG first when several
@@ -84,7 +98,11 @@ impl MaskDir {
         Err(DatasetError::MissingMask {
             image: image.to_path_buf(),
             mask_dir: self.dir.clone(),
-            expected: stems.iter().map(|s| format!("{s}.png")).collect::<Vec<_>>().join(" or "),
+            expected: stems
+                .iter()
+                .map(|s| format!("{s}.png"))
+                .collect::<Vec<_>>()
+                .join(" or "),
         })
     }
 }

@@ -88,7 +88,11 @@ impl FromStr for Format {
         };
         found.ok_or_else(|| DatasetError::UnknownFormat {
             name: s.to_string(),
-            known: Format::ALL.iter().map(|f| f.name()).collect::<Vec<_>>().join(", "),
+            known: Format::ALL
+                .iter()
+                .map(|f| f.name())
+                .collect::<Vec<_>>()
+                .join(", "),
         })
     }
 }
@@ -127,7 +131,9 @@ impl FromStr for Split {
         match s.trim().to_ascii_lowercase().as_str() {
             "test" => Ok(Split::Test),
             "train" => Ok(Split::Train),
-            _ => Err(DatasetError::UnknownSplit { name: s.to_string() }),
+            _ => Err(DatasetError::UnknownSplit {
+                name: s.to_string(),
+            }),
         }
     }
 }
@@ -165,7 +171,9 @@ impl Dataset {
         categories: Option<&[String]>,
     ) -> Result<Dataset, DatasetError> {
         if !root.exists() {
-            return Err(DatasetError::RootMissing { root: root.to_path_buf() });
+            return Err(DatasetError::RootMissing {
+                root: root.to_path_buf(),
+            });
         }
         let listing = match format {
             Format::Mvtec | Format::Mpdd => mvtec::list(root, split, format)?,
@@ -176,7 +184,12 @@ impl Dataset {
         };
         let mut samples = select(listing, categories)?;
         samples.sort_by(|a, b| (&a.category, &a.image).cmp(&(&b.category, &b.image)));
-        Ok(Dataset { root: root.to_path_buf(), format, split, samples })
+        Ok(Dataset {
+            root: root.to_path_buf(),
+            format,
+            split,
+            samples,
+        })
     }
 
     /// The categories present, sorted.
@@ -204,12 +217,19 @@ fn select(listing: Listing, wanted: Option<&[String]>) -> Result<Vec<Sample>, Da
     let chosen: Vec<&(String, PathBuf)> = match wanted {
         None => listing.categories.iter().collect(),
         Some(names) => {
-            let unknown: Vec<String> =
-                names.iter().filter(|n| !known.contains(n)).cloned().collect();
+            let unknown: Vec<String> = names
+                .iter()
+                .filter(|n| !known.contains(n))
+                .cloned()
+                .collect();
             if !unknown.is_empty() {
                 return Err(DatasetError::UnknownCategories { unknown, known });
             }
-            listing.categories.iter().filter(|(c, _)| names.contains(c)).collect()
+            listing
+                .categories
+                .iter()
+                .filter(|(c, _)| names.contains(c))
+                .collect()
         }
     };
     for (category, place) in &chosen {
@@ -221,7 +241,11 @@ fn select(listing: Listing, wanted: Option<&[String]>) -> Result<Vec<Sample>, Da
         }
     }
     let keep: BTreeSet<&str> = chosen.iter().map(|(c, _)| c.as_str()).collect();
-    Ok(listing.samples.into_iter().filter(|s| keep.contains(s.category.as_str())).collect())
+    Ok(listing
+        .samples
+        .into_iter()
+        .filter(|s| keep.contains(s.category.as_str()))
+        .collect())
 }
 
 /// Why a dataset could not be listed. Each variant names the file or directory.
@@ -240,9 +264,16 @@ pub enum DatasetError {
         source: std::io::Error,
     },
     #[error("{root}: no categories found for format {format} (expected {expected})")]
-    NoCategories { root: PathBuf, format: Format, expected: &'static str },
+    NoCategories {
+        root: PathBuf,
+        format: Format,
+        expected: &'static str,
+    },
     #[error("unknown categories {} (known: {})", unknown.join(", "), known.join(", "))]
-    UnknownCategories { unknown: Vec<String>, known: Vec<String> },
+    UnknownCategories {
+        unknown: Vec<String>,
+        known: Vec<String>,
+    },
     #[error("category {category} has no images in {place}")]
     EmptyCategory { category: String, place: PathBuf },
     #[error("{path}: image listed in {listed_in} does not exist")]
@@ -250,9 +281,17 @@ pub enum DatasetError {
     #[error("{path}: mask listed in {listed_in} does not exist")]
     MissingListedMask { path: PathBuf, listed_in: PathBuf },
     #[error("{image}: no mask for this image in {mask_dir} (expected {expected})")]
-    MissingMask { image: PathBuf, mask_dir: PathBuf, expected: String },
+    MissingMask {
+        image: PathBuf,
+        mask_dir: PathBuf,
+        expected: String,
+    },
     #[error("{path}:{line}: {problem}")]
-    Csv { path: PathBuf, line: usize, problem: String },
+    Csv {
+        path: PathBuf,
+        line: usize,
+        problem: String,
+    },
     #[error("{path}: {problem}")]
     Json { path: PathBuf, problem: String },
 }

@@ -9,12 +9,19 @@ use super::noise::Noise;
 use super::rng::Rng;
 
 fn backdrop(rng: &mut Rng, base: Color) -> (Color, Noise, f32) {
-    (jitter(base, 0.04, rng), Noise::new(rng.next_u64()), rng.range(0.0, TAU))
+    (
+        jitter(base, 0.04, rng),
+        Noise::new(rng.next_u64()),
+        rng.range(0.0, TAU),
+    )
 }
 
 fn backdrop_at(colour: Color, noise: &Noise, light: f32, u: f32, v: f32) -> Color {
     let gradient = 0.06 * ((u - 0.5) * light.cos() + (v - 0.5) * light.sin());
-    scale(colour, 0.92 + gradient + 0.12 * noise.fbm(u * 5.0, v * 5.0, 3))
+    scale(
+        colour,
+        0.92 + gradient + 0.12 * noise.fbm(u * 5.0, v * 5.0, 3),
+    )
 }
 
 /// Picks a point of the object (by rejection over most of the image).
@@ -71,7 +78,11 @@ impl Washer {
         let back = backdrop_at(self.back, &self.noise, self.light, u, v);
         // Soft shadow cast away from the light.
         let (d, _) = self.polar(u + 0.02 * self.light.cos(), v + 0.02 * self.light.sin());
-        let shadow = if d < self.outer + 0.02 && d > self.inner - 0.02 { 0.7 } else { 1.0 };
+        let shadow = if d < self.outer + 0.02 && d > self.inner - 0.02 {
+            0.7
+        } else {
+            1.0
+        };
         scale(back, shadow)
     }
 
@@ -100,10 +111,15 @@ impl Washer {
     fn chip(&self, c: &mut Canvas, m: &mut Mask, rng: &mut Rng) {
         let angle = rng.range(0.0, TAU);
         let bite = rng.range(0.06, 0.1);
-        let at = (self.centre.0 + self.outer * angle.cos(), self.centre.1 + self.outer * angle.sin());
+        let at = (
+            self.centre.0 + self.outer * angle.cos(),
+            self.centre.1 + self.outer * angle.sin(),
+        );
         let noise = Noise::new(rng.next_u64());
         let r = bite * 1.3;
-        let boxed: Vec<(u32, u32)> = c.pixels_in(at.0 - r, at.1 - r, at.0 + r, at.1 + r).collect();
+        let boxed: Vec<(u32, u32)> = c
+            .pixels_in(at.0 - r, at.1 - r, at.0 + r, at.1 + r)
+            .collect();
         for (x, y) in boxed {
             let (u, v) = c.uv(x, y);
             let d = ((u - at.0).powi(2) + (v - at.1).powi(2)).sqrt();
@@ -187,7 +203,10 @@ impl Bolt {
 
     fn world(&self, s: f32, t: f32) -> (f32, f32) {
         let (c, sn) = (self.angle.cos(), self.angle.sin());
-        (self.centre.0 + s * c - t * sn, self.centre.1 + s * sn + t * c)
+        (
+            self.centre.0 + s * c - t * sn,
+            self.centre.1 + s * sn + t * c,
+        )
     }
 
     /// Margin (positive inside, roughly the distance to the outline) of the straight bolt at
@@ -252,12 +271,6 @@ impl Bolt {
         !bent_away && !cut_away
     }
 
-    /// The straight bolt's coordinates shown at (s, t) once damaged, if any.
-    fn shown(&self, s: f32, t: f32, d: Damage) -> Option<(f32, f32)> {
-        let candidates = [self.unbent(s, t, d), self.kept(s, t, d).then_some((s, t))];
-        candidates.into_iter().flatten().find(|&(ls, lt)| self.shape(ls, lt).0 > 0.0)
-    }
-
     fn render(&self, c: &mut Canvas, d: Damage) {
         let px = c.pixel();
         c.fill(|u, v| {
@@ -282,18 +295,19 @@ impl Bolt {
         self.render(c, Damage::default());
     }
 
-    /// Draws the damaged bolt. The mask holds the moved or removed part: every pixel the
-    /// intact bolt covered there, and every pixel the turned part covers now.
+    /// Draws the damaged bolt. The mask holds every pixel whose colour the damage can change:
+    /// those the turned part touches now (its anti-aliased rim included) and those the intact
+    /// bolt touched where its part is gone. Everywhere else `render` shows the intact bolt.
     fn damage(&self, c: &mut Canvas, m: &mut Mask, d: Damage) {
         self.render(c, d);
+        let px = c.pixel();
+        let touches = |ls: f32, lt: f32| self.shape(ls, lt).0 / px + 0.5 > 0.0;
         for y in 0..c.size {
             for x in 0..c.size {
                 let (u, v) = c.uv(x, y);
                 let (s, t) = self.local(u, v);
-                let was = self.shape(s, t).0 > 0.0;
-                let now = self.shown(s, t, d);
-                let moved = now.is_some_and(|p| p != (s, t));
-                let gone = was && !self.kept(s, t, d);
+                let moved = self.unbent(s, t, d).is_some_and(|(ls, lt)| touches(ls, lt));
+                let gone = touches(s, t) && !self.kept(s, t, d);
                 if moved || gone {
                     m.set(x, y);
                 }
@@ -308,11 +322,26 @@ impl Bolt {
             "bent" => {
                 let pivot = rng.range(0.0, end - 0.15);
                 let bend = rng.range(0.3, 0.55) * rng.sign();
-                self.damage(c, m, Damage { pivot, bend, cut: None });
+                self.damage(
+                    c,
+                    m,
+                    Damage {
+                        pivot,
+                        bend,
+                        cut: None,
+                    },
+                );
             }
             "missing" => {
                 let cut = rng.range(0.05, end - 0.1);
-                self.damage(c, m, Damage { cut: Some(cut), ..Damage::default() });
+                self.damage(
+                    c,
+                    m,
+                    Damage {
+                        cut: Some(cut),
+                        ..Damage::default()
+                    },
+                );
             }
             "scratch" => {
                 self.draw(c);

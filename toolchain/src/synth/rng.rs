@@ -4,6 +4,7 @@
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+#[derive(Clone)]
 pub(crate) struct Rng(ChaCha8Rng);
 
 impl Rng {
