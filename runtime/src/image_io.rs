@@ -7,7 +7,8 @@
 //!   [`MAX_ALLOC_BYTES`] (512 MiB) allocated by the decoder. A file over either limit is
 //!   refused with [`ImageError::TooLarge`] before its pixels are decoded.
 //! - The format is guessed from the file's first bytes (a `.png` that is really a JPEG still
-//!   decodes), falling back to the extension.
+//!   decodes), falling back to the extension. A JPEG without its end marker is reported as
+//!   truncated (the JPEG decoder itself would fill the missing part with grey).
 //! - Output of [`load_rgb8`]: 8-bit RGB. Grayscale is replicated to the three channels; an
 //!   alpha channel (RGBA, LA) is dropped, not composited over any background; 16-bit samples
 //!   are rounded to 8 bits (`(v + 128) / 257`); palette images are expanded.
@@ -16,10 +17,10 @@
 //!   16-bit mask value of 1 is anomalous too, so the test is made on the raw samples before any
 //!   conversion to 8 bits.
 
-use std::io::ErrorKind;
+use std::io::{Cursor, ErrorKind};
 use std::path::{Path, PathBuf};
 
-use image::{DynamicImage, GrayImage, ImageReader, Limits, RgbImage};
+use image::{DynamicImage, GrayImage, ImageFormat, ImageReader, Limits, RgbImage};
 
 /// Largest accepted width and largest accepted height, in pixels.
 pub const MAX_DIMENSION: u32 = 16384;
@@ -183,9 +184,46 @@ fn reader(path: &Path) -> Result<ImageReader<std::io::BufReader<std::fs::File>>,
 }
 
 fn decode(path: &Path) -> Result<DynamicImage, ImageError> {
-    let image = reader(path)?.decode().map_err(|e| classify(path, e))?;
+    let meta = std::fs::metadata(path).map_err(|e| io_error(path, e))?;
+    if meta.is_file() && meta.len() > MAX_ALLOC_BYTES {
+        return Err(ImageError::TooLarge {
+            path: path.to_path_buf(),
+            detail: format!("file is {} bytes", meta.len()),
+        });
+    }
+    // Validates the path (missing, directory, empty) the same way as the header reader.
+    drop(reader(path)?);
+    let bytes = std::fs::read(path).map_err(|e| io_error(path, e))?;
+    let mut reader = ImageReader::new(Cursor::new(&bytes[..]))
+        .with_guessed_format()
+        .map_err(|e| io_error(path, e))?;
+    if reader.format().is_none() {
+        if let Ok(format) = ImageFormat::from_path(path) {
+            reader.set_format(format);
+        }
+    }
+    // The JPEG decoder fills a cut-off scan with grey instead of failing: check the end
+    // marker ourselves.
+    if reader.format() == Some(ImageFormat::Jpeg) && !jpeg_is_complete(&bytes) {
+        return Err(ImageError::Truncated {
+            path: path.to_path_buf(),
+        });
+    }
+    reader.limits(limits());
+    let image = reader.decode().map_err(|e| classify(path, e))?;
     check_dimensions(path, image.width(), image.height())?;
     Ok(image)
+}
+
+/// Whether an end-of-image marker (FF D9) follows the last start-of-scan (FF DA). Inside
+/// entropy-coded data an FF byte is always followed by 00 or a restart marker, so the end
+/// marker cannot appear there by accident.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let last_scan = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]);
+    match last_scan {
+        Some(at) => bytes[at..].windows(2).any(|w| w == [0xFF, 0xD9]),
+        None => false,
+    }
 }
 
 fn check_dimensions(path: &Path, width: u32, height: u32) -> Result<(), ImageError> {

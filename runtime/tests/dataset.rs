@@ -728,3 +728,30 @@ fn listed_paths_are_what_image_io_reads() {
     }
     let _: PathBuf = ds.root.clone();
 }
+
+#[test]
+fn truncated_jpeg() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = dir.path().join("full.jpg");
+    let mut img = RgbImage::new(64, 64);
+    for (x, y, px) in img.enumerate_pixels_mut() {
+        *px = Rgb([(x * 7 + y * 13) as u8, (x * y) as u8, (x ^ y) as u8]);
+    }
+    img.save(&full).unwrap();
+    assert_eq!(image_io::load_rgb8(&full).unwrap().dimensions(), (64, 64));
+    let bytes = fs::read(&full).unwrap();
+    // Trailing bytes after the end marker are tolerated.
+    let padded = dir.path().join("padded.jpg");
+    write(&padded, &[&bytes[..], &[0u8; 16]].concat());
+    assert!(image_io::load_rgb8(&padded).is_ok());
+    for keep in [bytes.len() / 2, 200, 20] {
+        let p = dir.path().join(format!("cut{keep}.jpg"));
+        write(&p, &bytes[..keep]);
+        let e = image_io::load_rgb8(&p).unwrap_err();
+        assert!(
+            matches!(e, ImageError::Truncated { .. } | ImageError::Corrupt { .. }),
+            "{keep}: {e:?}"
+        );
+        assert!(e.to_string().contains(&format!("cut{keep}.jpg")));
+    }
+}
