@@ -755,3 +755,25 @@ fn truncated_jpeg() {
         assert!(e.to_string().contains(&format!("cut{keep}.jpg")));
     }
 }
+
+#[test]
+fn formats_are_detected_from_the_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = dir.path();
+    mvtec_tree(&r.join("mvtec"));
+    visa_tree(&r.join("visa"));
+    meta_tree(&r.join("meta"), META);
+    rgb(&r.join("btad/01/test/ko/0000.bmp"), 4, 4, 1);
+    rgb(&r.join("single/good/a.png"), 4, 4, 1);
+    rgb(&r.join("multi/cat/bad/a.png"), 4, 4, 1);
+    fs::create_dir_all(r.join("nothing/here")).unwrap();
+    let detect = |name: &str| Format::detect(&r.join(name));
+    assert_eq!(detect("mvtec"), Some(Format::Mvtec));
+    assert_eq!(detect("visa"), Some(Format::Visa));
+    assert_eq!(detect("meta"), Some(Format::MetaJson));
+    assert_eq!(detect("btad"), Some(Format::Btad));
+    assert_eq!(detect("single"), Some(Format::Folder));
+    assert_eq!(detect("multi"), Some(Format::Folder));
+    assert_eq!(detect("nothing"), None);
+    assert_eq!(detect("absent"), None);
+}

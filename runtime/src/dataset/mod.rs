@@ -53,6 +53,35 @@ impl Format {
         Format::Folder,
     ];
 
+    /// Guesses the layout of `root` from marker files and directory names, for a CLI's
+    /// `--format auto`. MPDD has MVTec AD's layout and is reported as [`Format::Mvtec`]
+    /// (the two read the same). None when nothing matches.
+    pub fn detect(root: &Path) -> Option<Format> {
+        if root.join("meta.json").is_file() {
+            return Some(Format::MetaJson);
+        }
+        if root.join("split_csv").join("1cls.csv").is_file() {
+            return Some(Format::Visa);
+        }
+        if root.join("good").is_dir() || root.join("bad").is_dir() {
+            return Some(Format::Folder);
+        }
+        let dirs = files::subdirs(root).ok()?;
+        let any = |rel: &[&str]| {
+            dirs.iter()
+                .any(|(_, d)| d.join(rel.iter().collect::<PathBuf>()).is_dir())
+        };
+        if any(&["test", "ok"]) || any(&["test", "ko"]) || any(&["train", "ok"]) {
+            Some(Format::Btad)
+        } else if any(&["test"]) || any(&["train", "good"]) {
+            Some(Format::Mvtec)
+        } else if any(&["good"]) || any(&["bad"]) {
+            Some(Format::Folder)
+        } else {
+            None
+        }
+    }
+
     /// The name used on the command line.
     pub fn name(self) -> &'static str {
         match self {
