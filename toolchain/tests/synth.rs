@@ -165,18 +165,23 @@ fn output_opens_with_the_mvtec_reader_and_masks_are_exact_sets() {
 
 #[test]
 fn render_gives_masks_for_defects_only() {
-    for cat in synth::category_names() {
-        let (good, none) = synth::render(cat, None, 48, 5).unwrap();
-        assert!(none.is_none());
-        assert_eq!(good.dimensions(), (48, 48));
-        for defect in synth::defects_of(cat).unwrap() {
-            let (img, mask) = synth::render(cat, Some(defect), 48, 5).unwrap();
-            let mask = mask.unwrap();
-            assert_eq!(mask.dimensions(), img.dimensions());
-            assert!(
-                mask.pixels().any(|p| p[0] == 255),
-                "{cat}/{defect}: empty mask"
-            );
+    // Down to the smallest size, every defect finds room and leaves a mark.
+    for size in [synth::MIN_SIZE, 48] {
+        for cat in synth::category_names() {
+            let (good, none) = synth::render(cat, None, size, 5).unwrap();
+            assert!(none.is_none());
+            assert_eq!(good.dimensions(), (size, size));
+            for defect in synth::defects_of(cat).unwrap() {
+                for seed in 0..3 {
+                    let (img, mask) = synth::render(cat, Some(defect), size, seed).unwrap();
+                    let mask = mask.unwrap();
+                    assert_eq!(mask.dimensions(), img.dimensions());
+                    assert!(
+                        mask.pixels().any(|p| p[0] == 255),
+                        "{cat}/{defect}: empty mask"
+                    );
+                }
+            }
         }
     }
     assert!(synth::render("fabric", Some("bent"), 32, 0).is_err());
