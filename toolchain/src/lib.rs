@@ -2,6 +2,8 @@
 
 pub mod afr;
 pub mod clip;
+pub mod device;
+pub mod evaluate;
 pub mod nn;
 pub mod preset;
 pub mod resnet;

@@ -19,7 +19,7 @@ use serde::Serialize;
 use super::adam::{Adam, AdamConfig};
 use super::data::ImageLoader;
 use super::loss::{bce_loss, stage_loss};
-use super::run::{self, Progress, RunConfig, TrainSettings, WeightRef};
+use super::run::{self, RunConfig, TrainSettings, WeightRef};
 use crate::afr::prompts::PromptSet;
 use crate::afr::{AfrClip, AfrConfig, AfrOutput};
 use crate::nn::bilinear_upsample;

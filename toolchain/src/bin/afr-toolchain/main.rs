@@ -1,6 +1,10 @@
 //! `afr-toolchain`: AFR-CLIP's training-side command line.
 
+mod evaluate;
 mod inspect;
+mod progress;
+mod synth;
+mod train;
 
 use clap::{Parser, Subcommand};
 
@@ -20,10 +24,19 @@ enum Command {
     /// Load a preset's CLIP and ResNet weights and show what was loaded: the
     /// architecture, parameter counts and the file each part came from.
     Inspect(inspect::Args),
+    /// Write a synthetic MVTec-layout dataset with exact defect masks.
+    Synth(synth::Args),
+    /// Train AFR-CLIP on an auxiliary dataset (Ctrl-C saves; --resume continues).
+    Train(train::Args),
+    /// Evaluate a trained run on a dataset: seven metrics per category and their mean.
+    Evaluate(evaluate::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Inspect(args) => inspect::run(args),
+        Command::Synth(args) => synth::run(args),
+        Command::Train(args) => train::run(args),
+        Command::Evaluate(args) => evaluate::run(args),
     }
 }

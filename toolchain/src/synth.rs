@@ -1,1 +1,0 @@
-//! synth (placeholder; built on the data branch).
