@@ -98,6 +98,16 @@ impl AfrClip {
         &self.preset
     }
 
+    /// The frozen image encoder.
+    pub fn vision(&self) -> &VisionTransformer {
+        &self.vision
+    }
+
+    /// The frozen ResNet of SP.
+    pub fn resnet(&self) -> &ResNet {
+        &self.resnet
+    }
+
     pub fn tables(&self) -> &TextTables {
         &self.tables
     }

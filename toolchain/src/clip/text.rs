@@ -49,6 +49,7 @@ impl TextTransformer {
             width: d,
             heads: c.heads,
             intermediate: c.intermediate,
+            layers: c.layers,
             activation: clip.activation,
             eps: clip.layer_norm_eps,
         };

@@ -16,7 +16,8 @@ pub struct Attention {
 }
 
 impl Attention {
-    fn load(w: &Weights, naming: Naming, p: &str, width: usize, heads: usize) -> Result<Self> {
+    fn load(w: &Weights, naming: Naming, p: &str, cfg: &BlockConfig) -> Result<Self> {
+        let (width, heads) = (cfg.width, cfg.heads);
         let std = (width as f64).powf(-0.5);
         let qkv = match naming {
             // Hugging Face keeps q, k and v apart; OpenAI fuses them.
@@ -39,7 +40,7 @@ impl Attention {
             ),
         };
         let out = naming.pick(&format!("{p}self_attn.out_proj"), &format!("{p}attn.out_proj"));
-        let out = load_linear(w, &out, width, width, std)?;
+        let out = load_linear(w, &out, width, width, cfg.residual_std())?;
         Ok(Self { qkv, out, heads })
     }
 
@@ -88,16 +89,10 @@ impl ResidualBlock {
         let n = |hf: &str, oa: &str| naming.pick(&format!("{p}{hf}"), &format!("{p}{oa}"));
         Ok(Self {
             ln_1: load_layer_norm(w, &n("layer_norm1", "ln_1"), d, cfg.eps)?,
-            attn: Attention::load(w, naming, p, d, cfg.heads)?,
+            attn: Attention::load(w, naming, p, cfg)?,
             ln_2: load_layer_norm(w, &n("layer_norm2", "ln_2"), d, cfg.eps)?,
-            fc: load_linear(w, &n("mlp.fc1", "mlp.c_fc"), d, cfg.intermediate, (d as f64).powf(-0.5))?,
-            proj: load_linear(
-                w,
-                &n("mlp.fc2", "mlp.c_proj"),
-                cfg.intermediate,
-                d,
-                (cfg.intermediate as f64).powf(-0.5),
-            )?,
+            fc: load_linear(w, &n("mlp.fc1", "mlp.c_fc"), d, cfg.intermediate, (2.0 * d as f64).powf(-0.5))?,
+            proj: load_linear(w, &n("mlp.fc2", "mlp.c_proj"), cfg.intermediate, d, cfg.residual_std())?,
             act: cfg.activation,
         })
     }
@@ -115,8 +110,19 @@ pub struct BlockConfig {
     pub width: usize,
     pub heads: usize,
     pub intermediate: usize,
+    /// Blocks in the encoder (scales the random initialisation).
+    pub layers: usize,
     pub activation: Activation,
     pub eps: f64,
+}
+
+impl BlockConfig {
+    /// For `random:SEED`, OpenAI's CLIP initialisation: the projections back
+    /// into the residual stream are scaled by `(2 L)^-1/2`, so that a random
+    /// encoder keeps each token's own content rather than washing it out.
+    fn residual_std(&self) -> f64 {
+        (self.width as f64).powf(-0.5) * (2.0 * self.layers as f64).powf(-0.5)
+    }
 }
 
 /// `{name}.weight` / `{name}.bias` of a layer norm of width `d`.

@@ -67,7 +67,9 @@ impl VisionTransformer {
         let patch_embedding = w.get(
             &n("vision_model.embeddings.patch_embedding.weight", "visual.conv1.weight"),
             &[d, 3, p, p],
-            Init::Normal(0.02),
+            // Unit-variance patch features over the 0.1-scale positions, as
+            // PyTorch's default convolution init gives.
+            Init::Normal((3.0 * (3 * p * p) as f64).powf(-0.5)),
         )?;
         let class_embedding = w.get(
             &n("vision_model.embeddings.class_embedding", "visual.class_embedding"),
@@ -84,6 +86,7 @@ impl VisionTransformer {
             width: d,
             heads: c.heads,
             intermediate: c.intermediate,
+            layers: c.layers,
             activation: clip.activation,
             eps: clip.layer_norm_eps,
         };
