@@ -105,7 +105,7 @@ pub struct RunConfig {
     pub clip: WeightRef,
     pub resnet: WeightRef,
     pub prompts: PromptSet,
-    /// The categories trained on, in stateless-table order (`object` last).
+    /// The categories trained on (the model's table adds `object`).
     pub categories: Vec<String>,
     pub train: TrainSettings,
     pub progress: Progress,

@@ -137,7 +137,7 @@ pub fn start(opts: &TrainOptions, out: &Path, device: &Device, stop: &AtomicBool
 pub fn resume(run_dir: &Path, device: &Device, stop: &AtomicBool, obs: &mut dyn Observer) -> Result<Outcome, TrainError> {
     let cfg = RunConfig::read(run_dir)?;
     let format: Format = cfg.train.format.parse().map_err(|e: afr_runtime::dataset::DatasetError| TrainError::Setup(e.to_string()))?;
-    let data = Dataset::open(&cfg.train.data, format, Split::Test, Some(&cfg.categories[..cfg.categories.len() - 1]))?;
+    let data = Dataset::open(&cfg.train.data, format, Split::Test, Some(&cfg.categories))?;
     let (model, params) = super::model::build(&cfg, &cfg.categories, device)?;
     params.assign(&run::load_tensors(run_dir, &cfg.checkpoint, &cfg, device)?, &run_dir.join(&cfg.checkpoint))
         .map_err(|e| TrainError::Setup(e.to_string()))?;
