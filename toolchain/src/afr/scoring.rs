@@ -11,7 +11,8 @@ use candle_core::{Tensor, D};
 
 use crate::nn::sigmoid;
 
-/// CLIP's learned temperature, as its logit scale 100 = 1 / 0.07 is used.
+/// CLIP's initial temperature (its logit scale starts at 1 / 0.07; trained
+/// checkpoints end near 1 / 0.01). DESIGN.md fixes 0.07; `--tau` changes it.
 pub const CLIP_TAU: f64 = 0.07;
 
 /// `x / |x|` over the last dimension.

@@ -53,7 +53,7 @@ pub struct Args {
     #[arg(long, default_value_t = 1e-3)]
     lr: f64,
     /// Adam betas as b1,b2 (AnomalyCLIP and APRIL-GAN use 0.5,0.999).
-    #[arg(long, value_delimiter = ',', num_args = 2, default_values_t = [0.9, 0.999])]
+    #[arg(long, value_delimiter = ',', default_values_t = [0.9, 0.999])]
     betas: Vec<f64>,
     /// Seed of the trainable initialisation and the batch order.
     #[arg(long, default_value_t = 0)]
@@ -108,6 +108,7 @@ impl Observer for Bar {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
+    anyhow::ensure!(a.betas.len() == 2, "--betas takes two values, b1,b2 (got {:?})", a.betas);
     let device = afr_toolchain::device::parse(&a.device).map_err(anyhow::Error::msg)?;
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
