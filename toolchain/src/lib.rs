@@ -4,6 +4,7 @@ pub mod afr;
 pub mod clip;
 pub mod device;
 pub mod evaluate;
+pub mod export;
 pub mod nn;
 pub mod preset;
 pub mod resnet;

@@ -6,7 +6,10 @@
 //! 3011). The SP prompts enter the frozen ViT at layer 2, so their gradient
 //! has to flow back through every frozen layer norm and softmax after it.
 
+use afr_quantize::onnx::GraphBuilder;
 use candle_core::{DType, Device, Module, Result, Tensor, D};
+
+use crate::export::{self, initializer, transposed};
 
 /// Layer normalisation over the last dimension, differentiable.
 #[derive(Debug, Clone)]
@@ -29,6 +32,16 @@ impl Module for LayerNorm {
         let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
         let normed = centred.broadcast_div(&(var + self.eps)?.sqrt()?)?;
         normed.broadcast_mul(&self.weight)?.broadcast_add(&self.bias)
+    }
+}
+
+impl LayerNorm {
+    /// `forward` in ONNX: LayerNormalization over the last axis (opset 17).
+    pub fn to_onnx(&self, g: &mut GraphBuilder, x: &str) -> export::Result<String> {
+        let scale = initializer(g, "weight", &self.weight)?;
+        let bias = initializer(g, "bias", &self.bias)?;
+        let attrs = [("axis", (-1i64).into()), ("epsilon", (self.eps as f32).into())];
+        Ok(g.node("LayerNormalization", &[x, &scale, &bias], &attrs))
     }
 }
 
@@ -70,6 +83,21 @@ impl Module for Linear {
         };
         match &self.bias {
             Some(b) => y.broadcast_add(b),
+            None => Ok(y),
+        }
+    }
+}
+
+impl Linear {
+    /// `forward` in ONNX: MatMul by `W^T` (any rank), then Add the bias.
+    pub fn to_onnx(&self, g: &mut GraphBuilder, x: &str) -> export::Result<String> {
+        let w = transposed(g, "weight_t", &self.weight)?;
+        let y = g.node("MatMul", &[x, &w], &[]);
+        match &self.bias {
+            Some(b) => {
+                let b = initializer(g, "bias", b)?;
+                Ok(g.node("Add", &[&y, &b], &[]))
+            }
             None => Ok(y),
         }
     }
@@ -126,6 +154,27 @@ impl Activation {
         match self {
             Self::QuickGelu => quick_gelu(x),
             Self::Gelu => x.gelu_erf(),
+        }
+    }
+
+    /// `apply` in ONNX (opset 17 has no Gelu op: the erf form is spelled out).
+    pub fn to_onnx(self, g: &mut GraphBuilder, x: &str) -> export::Result<String> {
+        match self {
+            Self::QuickGelu => {
+                // x * sigmoid(1.702 x)
+                let scaled = export::mul_scalar(g, x, 1.702)?;
+                let gate = g.node("Sigmoid", &[&scaled], &[]);
+                Ok(g.node("Mul", &[x, &gate], &[]))
+            }
+            Self::Gelu => {
+                // 0.5 x (1 + erf(x / sqrt 2))
+                let r = export::mul_scalar(g, x, std::f32::consts::FRAC_1_SQRT_2)?;
+                let e = g.node("Erf", &[&r], &[]);
+                let one = g.scalar_f32("one", 1.0)?;
+                let e1 = g.node("Add", &[&e, &one], &[]);
+                let xe = g.node("Mul", &[x, &e1], &[]);
+                export::mul_scalar(g, &xe, 0.5)
+            }
         }
     }
 }

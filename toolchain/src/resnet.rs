@@ -4,9 +4,11 @@
 //! timm's ResNets use the same tensor names. BatchNorm runs in inference mode
 //! (running statistics): the ResNet is frozen.
 
+use afr_quantize::onnx::GraphBuilder;
 use candle_core::{Module, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::export::{self, initializer};
 use crate::weights::{Init, Result, Weights};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,6 +104,24 @@ impl Module for ConvBn {
     }
 }
 
+impl ConvBn {
+    /// `forward` in ONNX, the BatchNorm folded into the convolution: the
+    /// scale multiplies the kernel, the shift is the bias.
+    fn to_onnx(&self, g: &mut GraphBuilder, x: &str) -> export::Result<String> {
+        let c_out = self.weight.dim(0)?;
+        let w = self.weight.broadcast_mul(&self.scale.reshape((c_out, 1, 1, 1))?)?;
+        let w = initializer(g, "weight", &w)?;
+        let b = initializer(g, "bias", &self.shift.flatten_all()?)?;
+        let (k, s, p) = (self.weight.dim(2)? as i64, self.stride as i64, self.padding as i64);
+        let attrs = [
+            ("kernel_shape", vec![k, k].into()),
+            ("strides", vec![s, s].into()),
+            ("pads", vec![p, p, p, p].into()),
+        ];
+        Ok(g.node("Conv", &[x, &w, &b], &attrs))
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Block {
     convs: Vec<ConvBn>,
@@ -146,6 +166,26 @@ impl Module for Block {
             None => x.clone(),
         };
         (y + identity)?.relu()
+    }
+}
+
+impl Block {
+    /// `forward` in ONNX.
+    fn to_onnx(&self, g: &mut GraphBuilder, x: &str) -> export::Result<String> {
+        let last = self.convs.len() - 1;
+        let mut y = x.to_string();
+        for (i, conv) in self.convs.iter().enumerate() {
+            y = g.scoped(&format!("conv{}", i + 1), |g| conv.to_onnx(g, &y))?;
+            if i < last {
+                y = g.node("Relu", &[&y], &[]);
+            }
+        }
+        let identity = match &self.downsample {
+            Some(d) => g.scoped("downsample", |g| d.to_onnx(g, x))?,
+            None => x.to_string(),
+        };
+        let sum = g.node("Add", &[&y, &identity], &[]);
+        Ok(g.node("Relu", &[&sum], &[]))
     }
 }
 
@@ -201,5 +241,24 @@ impl ResNet {
             x = block.forward(&x)?;
         }
         x.mean((2, 3))
+    }
+
+    /// `pooled` in ONNX: `[1, 3, H, W]` to `[1, C]`.
+    pub fn pooled_to_onnx(&self, g: &mut GraphBuilder, x: &str) -> export::Result<String> {
+        let x = g.scoped("stem", |g| self.stem.to_onnx(g, x))?;
+        let x = g.node("Relu", &[&x], &[]);
+        let attrs = [
+            ("kernel_shape", vec![3i64, 3].into()),
+            ("strides", vec![2i64, 2].into()),
+            ("pads", vec![1i64, 1, 1, 1].into()),
+        ];
+        let mut x = g.node("MaxPool", &[&x], &attrs);
+        for (s, stage) in self.stages.iter().enumerate() {
+            for (i, block) in stage.iter().enumerate() {
+                x = g.scoped(&format!("layer{}.{i}", s + 1), |g| block.to_onnx(g, &x))?;
+            }
+        }
+        let x = g.node("GlobalAveragePool", &[&x], &[]);
+        Ok(g.node("Flatten", &[&x], &[("axis", 1i64.into())]))
     }
 }

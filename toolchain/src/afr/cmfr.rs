@@ -7,10 +7,20 @@
 //! The paper's `M_t` (Eq. 5) is never used by Eq. 6, so the linear yields
 //! `M_v` alone. A 1x1 convolution over tokens is a per-token linear map.
 
+use afr_quantize::onnx::GraphBuilder;
 use candle_core::{Module, Tensor, D};
 
 use super::params::ParamStore;
+use crate::export::{self, initializer};
 use crate::nn::{sigmoid, Linear};
+
+/// The per-image text inputs of CMFR in an ONNX graph: the category's
+/// stateless embedding and its folded text term, both `[1, E]`.
+#[derive(Debug, Clone)]
+pub struct CmfrOnnxText {
+    pub f_s: String,
+    pub text_term: String,
+}
 
 #[derive(Debug, Clone)]
 pub struct Cmfr {
@@ -49,5 +59,29 @@ impl Cmfr {
             .relu()?;
         let m_v = self.linear.forward(&sigmoid(&self.conv2.forward(&h)?)?)?;
         f_v.mul(&m_v)?.broadcast_add(&f_s.unsqueeze(1)?) // Eq. 6
+    }
+
+    /// The stateless table `[C, E]` (after the text linear) and its
+    /// `text_term` table as initializers, each row picked by Gather on the
+    /// `category` input `[1]`.
+    pub fn text_to_onnx(&self, g: &mut GraphBuilder, stateless: &Tensor, category: &str) -> export::Result<CmfrOnnxText> {
+        let table = initializer(g, "stateless_table", stateless)?;
+        let terms = initializer(g, "text_term_table", &self.text_term(stateless)?)?;
+        let gather = |g: &mut GraphBuilder, t: &str| g.node("Gather", &[t, category], &[("axis", 0i64.into())]);
+        Ok(CmfrOnnxText { f_s: gather(g, &table), text_term: gather(g, &terms) })
+    }
+
+    /// `forward` in ONNX: `f_v` `[1, T, E]` -> `[1, T, E]`.
+    pub fn to_onnx(&self, g: &mut GraphBuilder, f_v: &str, text: &CmfrOnnxText) -> export::Result<String> {
+        let e = self.conv1.out_dim();
+        let w_v = Linear::new(self.conv1.weight.narrow(1, 0, e)?, None);
+        let h = g.scoped("conv1", |g| w_v.to_onnx(g, f_v))?;
+        let h = g.node("Add", &[&h, &text.text_term], &[]);
+        let h = g.node("Relu", &[&h], &[]);
+        let h = g.scoped("conv2", |g| self.conv2.to_onnx(g, &h))?;
+        let h = g.node("Sigmoid", &[&h], &[]);
+        let m_v = g.scoped("linear", |g| self.linear.to_onnx(g, &h))?;
+        let y = g.node("Mul", &[f_v, &m_v], &[]);
+        Ok(g.node("Add", &[&y, &text.f_s], &[]))
     }
 }

@@ -4,16 +4,18 @@
 //! prompt, and text-on-text scoring; image score and anomaly map averaged
 //! over the stages.
 
+use afr_quantize::onnx::GraphBuilder;
 use candle_core::{Device, Module, Tensor};
 
 use super::cmfr::Cmfr;
 use super::mpfa::Mpfa;
 use super::params::ParamStore;
 use super::prompts::TextTables;
-use super::scoring::abnormal_probability;
+use super::scoring::{abnormal_probability, abnormal_probability_to_onnx};
 use super::sp::{SelfPrompting, SpMode};
 use super::AfrConfig;
 use crate::clip::{Prompts, VisionTransformer};
+use crate::export::{self, initializer, reshape, slice};
 use crate::nn::Linear;
 use crate::preset::Preset;
 use crate::resnet::ResNet;
@@ -133,6 +135,23 @@ impl AfrClip {
         self.sp.forward(&f_cnn)
     }
 
+    /// `prompts` in ONNX for the `[1, 3, S, S]` input `pixels`.
+    pub fn prompts_to_onnx(&self, g: &mut GraphBuilder, pixels: &str) -> export::Result<Option<String>> {
+        let f_cnn = match self.sp.mode() {
+            SpMode::Off => return Ok(None),
+            SpMode::LearnedOnly => None,
+            _ => {
+                let (a, b) = &self.to_imagenet;
+                let a = initializer(g, "to_imagenet_scale", a)?;
+                let b = initializer(g, "to_imagenet_shift", b)?;
+                let x = g.node("Mul", &[pixels, &a], &[]);
+                let x = g.node("Add", &[&x, &b], &[]);
+                Some(g.scoped("resnet", |g| self.resnet.pooled_to_onnx(g, &x))?)
+            }
+        };
+        g.scoped("sp", |g| self.sp.to_onnx(g, f_cnn.as_deref()))
+    }
+
     /// `pixels` `[B, 3, S, S]` CLIP-normalised; `categories` `[B]` u32 rows of the
     /// stateless table.
     pub fn forward(&self, pixels: &Tensor, categories: &Tensor) -> candle_core::Result<AfrOutput> {
@@ -165,6 +184,59 @@ impl AfrClip {
             stage_maps,
         })
     }
+
+    /// `forward` in ONNX for a batch of one: `pixels` `[1, 3, S, S]` and
+    /// `category` i64 `[1]` (a row of the stateless table) to the names of
+    /// `image_score` `[1]` and `anomaly_map` `[1, h, w]`.
+    pub fn to_onnx(&self, g: &mut GraphBuilder, pixels: &str, category: &str) -> export::Result<(String, String)> {
+        let grid = self.preset.grid();
+        let n = grid * grid;
+        let prompts = self.prompts_to_onnx(g, pixels)?;
+        let injection = prompts.as_deref().map(|p| (p, self.preset.sp_layers()));
+        let states = g.scoped("vision", |g| {
+            self.vision.hidden_states_to_onnx(g, pixels, (grid, grid), injection, &self.preset.taps())
+        })?;
+        let (f_n, f_a, stateless) = self.text_features()?;
+        let text = match &self.cmfr {
+            Some(cmfr) => Some(g.scoped("text", |g| cmfr.text_to_onnx(g, &stateless, category))?),
+            None => None,
+        };
+        let mut scores = Vec::with_capacity(4);
+        let mut maps = Vec::with_capacity(4);
+        for (s, (adapter, state)) in self.adapters.iter().zip(&states).enumerate() {
+            let (score, map) = g.scoped(&format!("stage{}", s + 1), |g| -> export::Result<(String, String)> {
+                let tokens = self.vision.project_to_onnx(g, state)?;
+                let tokens = g.scoped("adapter", |g| adapter.to_onnx(g, &tokens))?;
+                let cls = slice(g, &tokens, 1, 0, 1)?;
+                let patches = slice(g, &tokens, 1, 1, 1 + n)?;
+                let patches = g.scoped("mpfa", |g| self.mpfa.to_onnx(g, &patches, grid, grid))?;
+                let f_v = g.node("Concat", &[&cls, &patches], &[("axis", 1i64.into())]);
+                let f = match (&self.cmfr, &text) {
+                    (Some(cmfr), Some(text)) => g.scoped("cmfr", |g| cmfr.to_onnx(g, &f_v, text))?,
+                    _ => f_v,
+                };
+                let p_a = g.scoped("scoring", |g| abnormal_probability_to_onnx(g, &f, &f_n, &f_a, self.cfg.tau))?;
+                let score = slice(g, &p_a, 1, 0, 1)?;
+                let score = reshape(g, &score, &[1])?;
+                let map = slice(g, &p_a, 1, 1, 1 + n)?;
+                let map = reshape(g, &map, &[1, grid as i64, grid as i64])?;
+                Ok((score, map))
+            })?;
+            scores.push(score);
+            maps.push(map);
+        }
+        g.scoped("mean", |g| -> export::Result<(String, String)> {
+            Ok((mean_to_onnx(g, &scores)?, mean_to_onnx(g, &maps)?))
+        })
+    }
+}
+
+/// The mean of same-shaped tensors, as `mean` (sum, then divided by the count).
+fn mean_to_onnx(g: &mut GraphBuilder, xs: &[String]) -> export::Result<String> {
+    let inputs: Vec<&str> = xs.iter().map(String::as_str).collect();
+    let sum = g.node("Sum", &inputs, &[]);
+    let count = g.scalar_f32("count", xs.len() as f32)?;
+    Ok(g.node("Div", &[&sum, &count], &[]))
 }
 
 fn mean(xs: &[Tensor]) -> candle_core::Result<Tensor> {

@@ -3,7 +3,10 @@
 //! m/2, borders averaged over the cells that exist (`count_include_pad =
 //! false`). The class token is not pooled.
 
+use afr_quantize::onnx::GraphBuilder;
 use candle_core::{Device, Tensor};
+
+use crate::export::{self, reshape, transpose};
 
 #[derive(Debug, Clone)]
 pub struct Mpfa {
@@ -44,6 +47,25 @@ impl Mpfa {
         let sums = box_sum(&rows, 2, h)?;
         let pooled = sums.broadcast_mul(&self.inverse_count(h, w, patches.device())?)?;
         pooled.reshape((b, e, n))?.transpose(1, 2)?.contiguous()
+    }
+
+    /// `forward` in ONNX: AveragePool with `count_include_pad = 0` on the grid.
+    pub fn to_onnx(&self, g: &mut GraphBuilder, patches: &str, h: usize, w: usize) -> export::Result<String> {
+        if self.m == 1 {
+            return Ok(patches.to_string());
+        }
+        let (m, pad) = (self.m as i64, (self.m / 2) as i64);
+        let grid = transpose(g, patches, &[0, 2, 1]);
+        let grid = reshape(g, &grid, &[0, 0, h as i64, w as i64])?;
+        let attrs = [
+            ("kernel_shape", vec![m, m].into()),
+            ("strides", vec![1i64, 1].into()),
+            ("pads", vec![pad, pad, pad, pad].into()),
+            ("count_include_pad", 0i64.into()),
+        ];
+        let pooled = g.node("AveragePool", &[&grid], &attrs);
+        let pooled = reshape(g, &pooled, &[0, 0, -1])?;
+        Ok(transpose(g, &pooled, &[0, 2, 1]))
     }
 
     /// `1 / count` per cell, `[1, 1, h, w]`.

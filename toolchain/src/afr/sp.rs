@@ -3,10 +3,12 @@
 //! the K learned tokens `P_l` are added (Eq. 16). The ViT takes them in
 //! stage 1 (Eq. 17-18; see `clip::vision::Prompts`).
 
+use afr_quantize::onnx::GraphBuilder;
 use candle_core::{Module, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::params::{ParamInit, ParamStore};
+use crate::export::{self, initializer, reshape};
 use crate::nn::Linear;
 
 /// Which prompts SP uses: the ablation of the paper's Table 5 (and Table 3's "no SP").
@@ -70,5 +72,37 @@ impl SelfPrompting {
             (Some(t), None) | (None, Some(t)) => Ok(Some(t.contiguous()?)),
             (None, None) => Ok(None),
         }
+    }
+}
+
+impl SelfPrompting {
+    /// `forward` in ONNX for a batch of one: `f_cnn` `[1, C]` (absent when
+    /// only the learned prompts are used) to the prompt tokens `[1, K, D_v]`.
+    /// The K linears run as one MatMul by their stacked weights.
+    pub fn to_onnx(&self, g: &mut GraphBuilder, f_cnn: Option<&str>) -> export::Result<Option<String>> {
+        let p_v = match (self.visual.is_empty(), f_cnn) {
+            (true, _) => None,
+            (false, None) => return Err(export::ExportError::Graph("SP's visual prompts need the ResNet feature".into())),
+            (false, Some(f)) => {
+                let weights = self.visual.iter().map(|l| l.weight.clone()).collect::<Vec<_>>();
+                let biases = self.visual.iter().map(|l| l.bias.clone()).collect::<Option<Vec<_>>>();
+                let stacked = Linear::new(
+                    Tensor::cat(&weights, 0)?,
+                    biases.map(|b| Tensor::cat(&b, 0)).transpose()?,
+                );
+                let y = g.scoped("visual", |g| stacked.to_onnx(g, f))?; // [1, K * D_v]
+                let d = self.visual[0].out_dim() as i64;
+                Some(reshape(g, &y, &[1, self.visual.len() as i64, d])?)
+            }
+        };
+        let p_l = match &self.learned {
+            Some(l) => Some(initializer(g, "learned", &l.unsqueeze(0)?)?),
+            None => None,
+        };
+        Ok(match (p_v, p_l) {
+            (Some(v), Some(l)) => Some(g.node("Add", &[&v, &l], &[])),
+            (Some(t), None) | (None, Some(t)) => Some(t),
+            (None, None) => None,
+        })
     }
 }

@@ -8,11 +8,13 @@
 
 use std::ops::RangeInclusive;
 
+use afr_quantize::onnx::GraphBuilder;
 use candle_core::{Module, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::transformer::{load_layer_norm, BlockConfig, ResidualBlock};
 use super::{ClipConfig, Naming};
+use crate::export::{self, initializer, reshape, slice, transpose};
 use crate::nn::{LayerNorm, Linear};
 use crate::weights::{Init, Result, Weights};
 
@@ -145,6 +147,23 @@ impl VisionTransformer {
         self.ln_pre.forward(&x.broadcast_add(&pos)?)
     }
 
+    /// `embed` in ONNX for a batch of one `[1, 3, S, S]` image of an `h x w`
+    /// patch grid: the interpolated positional table is an initializer.
+    pub fn embed_to_onnx(&self, g: &mut GraphBuilder, pixels: &str, h: usize, w: usize) -> export::Result<String> {
+        let p = self.cfg.patch_size as i64;
+        let d = self.cfg.width;
+        let kernel = initializer(g, "patch_weight", &self.patch_embedding)?;
+        let attrs = [("kernel_shape", vec![p, p].into()), ("strides", vec![p, p].into())];
+        let patches = g.node("Conv", &[pixels, &kernel], &attrs);
+        let patches = reshape(g, &patches, &[0, 0, -1])?;
+        let patches = transpose(g, &patches, &[0, 2, 1]);
+        let cls = initializer(g, "class_embedding", &self.class_embedding.reshape((1, 1, d))?)?;
+        let x = g.node("Concat", &[&cls, &patches], &[("axis", 1i64.into())]);
+        let pos = initializer(g, "positional_embedding", &self.positional_embedding_for(h, w)?)?;
+        let x = g.node("Add", &[&x, &pos], &[]);
+        g.scoped("ln_pre", |g| self.ln_pre.to_onnx(g, &x))
+    }
+
     /// The positional embedding resized to an `h x w` patch grid, bicubically
     /// as `transformers` does with `interpolate_pos_encoding=True` (the class
     /// position is kept as it is).
@@ -188,9 +207,66 @@ impl VisionTransformer {
         Ok(states)
     }
 
+    /// `hidden_states` in ONNX: the states after each layer of `taps` (0 is
+    /// the input of layer 1). `prompts` is the `[1, K, D]` prompt tensor and
+    /// the layers it enters, as in [`Prompts`].
+    pub fn hidden_states_to_onnx(
+        &self,
+        g: &mut GraphBuilder,
+        pixels: &str,
+        grid: (usize, usize),
+        prompts: Option<(&str, RangeInclusive<usize>)>,
+        taps: &[usize],
+    ) -> export::Result<Vec<String>> {
+        let mut x = g.scoped("embed", |g| self.embed_to_onnx(g, pixels, grid.0, grid.1))?;
+        let n_real = 1 + grid.0 * grid.1;
+        // Whether `x` holds prompt tokens behind the real ones.
+        let mut prompted = false;
+        let mut states = vec![None; self.blocks.len() + 1];
+        let real = |g: &mut GraphBuilder, x: &str, prompted: bool| -> export::Result<String> {
+            if prompted { slice(g, x, 1, 0, n_real) } else { Ok(x.to_string()) }
+        };
+        if taps.contains(&0) {
+            states[0] = Some(x.clone());
+        }
+        for (i, block) in self.blocks.iter().enumerate() {
+            let layer = i + 1;
+            x = g.scoped(&format!("block{layer}"), |g| -> export::Result<String> {
+                let mut x = x.clone();
+                if let Some((tokens, _)) = prompts.as_ref().filter(|(_, l)| l.contains(&layer)) {
+                    let r = real(g, &x, prompted)?;
+                    x = g.node("Concat", &[&r, tokens], &[("axis", 1i64.into())]);
+                    prompted = true;
+                }
+                let mut x = block.to_onnx(g, &x)?;
+                if prompts.as_ref().is_some_and(|(_, l)| *l.end() == layer) {
+                    x = real(g, &x, prompted)?;
+                    prompted = false;
+                }
+                Ok(x)
+            })?;
+            if taps.contains(&layer) {
+                states[layer] = Some(g.scoped(&format!("tap{layer}"), |g| real(g, &x, prompted))?);
+            }
+        }
+        taps.iter()
+            .map(|&t| {
+                states.get(t).cloned().flatten().ok_or_else(|| {
+                    export::ExportError::Graph(format!("tap after layer {t}, but the ViT has {} layers", self.blocks.len()))
+                })
+            })
+            .collect()
+    }
+
     /// `ln_post` then the visual projection, on any tokens `[.., D]`.
     pub fn project(&self, tokens: &Tensor) -> candle_core::Result<Tensor> {
         self.proj.forward(&self.ln_post.forward(tokens)?)
+    }
+
+    /// `project` in ONNX.
+    pub fn project_to_onnx(&self, g: &mut GraphBuilder, tokens: &str) -> export::Result<String> {
+        let x = g.scoped("ln_post", |g| self.ln_post.to_onnx(g, tokens))?;
+        g.scoped("proj", |g| self.proj.to_onnx(g, &x))
     }
 
     /// CLIP's image embedding (projected, not normalised): the class token of

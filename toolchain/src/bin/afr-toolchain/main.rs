@@ -1,6 +1,7 @@
 //! `afr-toolchain`: AFR-CLIP's training-side command line.
 
 mod evaluate;
+mod export;
 mod inspect;
 mod progress;
 mod synth;
@@ -30,6 +31,8 @@ enum Command {
     Train(train::Args),
     /// Evaluate a trained run on a dataset: seven metrics per category and their mean.
     Evaluate(evaluate::Args),
+    /// Export a trained run's vision branch to ONNX (fp32), text prompts folded into tables.
+    Export(export::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -38,5 +41,6 @@ fn main() -> anyhow::Result<()> {
         Command::Synth(args) => synth::run(args),
         Command::Train(args) => train::run(args),
         Command::Evaluate(args) => evaluate::run(args),
+        Command::Export(args) => export::run(args),
     }
 }

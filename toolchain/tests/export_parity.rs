@@ -1,0 +1,159 @@
+//! Export parity (DESIGN.md section 4): a tiny run (one epoch on a synthetic
+//! set, so every trainable tensor has left its initial value) exported to
+//! ONNX and run in tract reproduces Candle's reference outputs to 1e-4 on
+//! `image_score` and `anomaly_map`, with all modules on and with each
+//! ablation switch.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use afr_quantize::onnx::Model;
+use afr_runtime::dataset::Format;
+use afr_toolchain::afr::{AfrConfig, SpMode};
+use afr_toolchain::export::{export, ExportError, REFERENCE_SAMPLES};
+use afr_toolchain::synth::{generate, SynthConfig};
+use afr_toolchain::train::trainer::{self, Outcome, TrainOptions};
+use candle_core::Device;
+use tract_onnx::prelude::*;
+
+const TOLERANCE: f32 = 1e-4;
+
+fn train(dir: &Path, afr: AfrConfig) -> PathBuf {
+    let data = dir.join("data");
+    let cfg = SynthConfig {
+        seed: 1,
+        size: 32,
+        categories: Some(vec!["fabric".into(), "washer".into()]),
+        train_good: 0,
+        test_good: 1,
+        test_bad_per_defect: 1,
+    };
+    generate(&data, &cfg, |_, _| {}).unwrap();
+    let opts = TrainOptions {
+        preset: "tiny".into(),
+        clip: "random:0".into(),
+        resnet: "random:1".into(),
+        data,
+        format: Format::Mvtec,
+        categories: None,
+        prompts: None,
+        afr,
+        epochs: 1,
+        batch_size: 4,
+        lr: 1e-3,
+        betas: (0.9, 0.999),
+        seed: 3,
+    };
+    let run = dir.join("run");
+    let never = AtomicBool::new(false);
+    assert_eq!(trainer::start(&opts, &run, &Device::Cpu, &never, &mut ()).unwrap(), Outcome::Finished { epochs: 1 });
+    run
+}
+
+struct Reference {
+    images: Vec<f32>,
+    categories: Vec<i64>,
+    scores: Vec<f32>,
+    maps: Vec<f32>,
+}
+
+fn read_reference(path: &Path) -> Reference {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let f32s = |n: &str| -> Vec<f32> {
+        st.tensor(n).unwrap().data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()
+    };
+    let i64s = st.tensor("category").unwrap().data().chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap())).collect();
+    Reference { images: f32s("image"), categories: i64s, scores: f32s("image_score"), maps: f32s("anomaly_map") }
+}
+
+/// Trains with `afr`, exports, replays the reference in tract; returns the
+/// max abs differences (image score, anomaly map).
+fn parity(label: &str, afr: AfrConfig) -> (f32, f32) {
+    let dir = tempfile::tempdir().unwrap();
+    let run = train(dir.path(), afr);
+    let (onnx, reference) = (dir.path().join("model.onnx"), dir.path().join("reference.safetensors"));
+    let summary = export(&run, None, &onnx, Some(&reference), &Device::Cpu).unwrap();
+    assert_eq!(summary.categories, ["fabric", "washer", "object"]);
+
+    let model = Model::read(&onnx).unwrap();
+    assert_eq!(model.metadata("afr.categories"), Some("fabric,washer,object"));
+    assert_eq!(model.metadata("afr.input_size"), Some("64"));
+    assert_eq!(model.metadata("afr.precision"), Some("fp32"));
+    let sha = afr_toolchain::train::run::sha256_file(&run.join("checkpoint.safetensors")).unwrap();
+    assert_eq!(model.metadata("afr.source_sha256"), Some(sha.as_str()));
+
+    let plan = tract_onnx::onnx().model_for_path(&onnx).unwrap().into_optimized().unwrap().into_runnable().unwrap();
+    let r = read_reference(&reference);
+    let (s, g) = (64, 8);
+    assert_eq!((r.images.len(), r.maps.len()), (REFERENCE_SAMPLES * 3 * s * s, REFERENCE_SAMPLES * g * g));
+    // The maps must vary far beyond the tolerance, or agreeing to 1e-4 proves nothing.
+    let (lo, hi) = r.maps.iter().fold((f32::MAX, f32::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    assert!(hi - lo > 100.0 * TOLERANCE, "{label}: reference maps span only {lo}..{hi}");
+    let (mut d_score, mut d_map) = (0f32, 0f32);
+    for i in 0..REFERENCE_SAMPLES {
+        let image = Tensor::from_shape(&[1, 3, s, s], &r.images[i * 3 * s * s..][..3 * s * s]).unwrap();
+        let category = Tensor::from_shape(&[1], &[r.categories[i]]).unwrap();
+        let out = plan.run(tvec!(image.into(), category.into())).unwrap();
+        let score = out[0].to_plain_array_view::<f32>().unwrap();
+        let map = out[1].to_plain_array_view::<f32>().unwrap();
+        assert_eq!((score.shape(), map.shape()), (&[1][..], &[1, g, g][..]));
+        d_score = d_score.max((score[[0]] - r.scores[i]).abs());
+        for (a, b) in map.iter().zip(&r.maps[i * g * g..][..g * g]) {
+            d_map = d_map.max((a - b).abs());
+        }
+    }
+    println!("{label}: max |tract - candle| image_score {d_score:.3e}, anomaly_map {d_map:.3e}");
+    assert!(d_score <= TOLERANCE && d_map <= TOLERANCE, "{label}: image_score {d_score}, anomaly_map {d_map}");
+    (d_score, d_map)
+}
+
+#[test]
+fn all_modules_on() {
+    parity("all modules on", AfrConfig::default());
+}
+
+#[test]
+fn sp_off() {
+    parity("SP off", AfrConfig { sp: SpMode::Off, ..AfrConfig::default() });
+}
+
+#[test]
+fn sp_visual_only() {
+    parity("SP visual only", AfrConfig { sp: SpMode::VisualOnly, ..AfrConfig::default() });
+}
+
+#[test]
+fn sp_learned_only() {
+    parity("SP learned only", AfrConfig { sp: SpMode::LearnedOnly, ..AfrConfig::default() });
+}
+
+#[test]
+fn mpfa_off() {
+    parity("MPFA m=1", AfrConfig { mpfa_window: 1, ..AfrConfig::default() });
+}
+
+#[test]
+fn mpfa_5() {
+    parity("MPFA m=5", AfrConfig { mpfa_window: 5, ..AfrConfig::default() });
+}
+
+#[test]
+fn cmfr_off() {
+    parity("CMFR off", AfrConfig { cmfr: false, ..AfrConfig::default() });
+}
+
+#[test]
+fn bad_categories_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = train(dir.path(), AfrConfig::default());
+    let out = dir.path().join("m.onnx");
+    let err = export(&run, Some(&["a,b".to_string()]), &out, None, &Device::Cpu).unwrap_err();
+    assert!(matches!(err, ExportError::Categories(_)), "{err}");
+    assert!(!out.exists());
+    // Unseen categories get their own stateless row; `object` stays last.
+    let s = export(&run, Some(&["bottle".to_string()]), &out, None, &Device::Cpu).unwrap();
+    assert_eq!(s.categories, ["bottle", "object"]);
+    let err = export(&dir.path().join("nothing"), None, &out, None, &Device::Cpu).unwrap_err();
+    assert!(err.to_string().contains("nothing"), "{err}");
+}
