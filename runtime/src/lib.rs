@@ -11,3 +11,4 @@ pub mod preprocess;
 pub mod report;
 pub mod detector;
 pub mod model_info;
+pub use heapless;
