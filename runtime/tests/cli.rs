@@ -70,6 +70,8 @@ fn score_writes_scores_heatmaps_and_maps_and_reports_bad_images() {
     let png = std::fs::read(imgs.join("rgb.png")).unwrap();
     std::fs::write(imgs.join("truncated.png"), &png[..png.len() / 2]).unwrap();
     std::fs::write(imgs.join("text.png"), b"not an image").unwrap();
+    // Over the decoder's 16384-pixel limit (small on disk: one row).
+    RgbImage::new(20_000, 1).save(imgs.join("wide.png")).unwrap();
     std::fs::write(imgs.join("notes.txt"), b"ignored: not an image extension").unwrap();
     let out_dir = dir.path().join("out");
     let out = afr(&[
@@ -78,7 +80,7 @@ fn score_writes_scores_heatmaps_and_maps_and_reports_bad_images() {
     ]);
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "bad images must fail the run at the end: {err}");
-    assert!(err.contains("truncated.png") && err.contains("text.png"), "{err}");
+    assert!(err.contains("truncated.png") && err.contains("text.png") && err.contains("wide.png"), "{err}");
     // The good ones are all there.
     let csv = std::fs::read_to_string(out_dir.join("scores.csv")).unwrap();
     let rows: Vec<Vec<&str>> = csv.lines().skip(1).map(|l| l.split(',').collect()).collect();
@@ -110,7 +112,7 @@ fn score_writes_scores_heatmaps_and_maps_and_reports_bad_images() {
     // JSON on stdout and in the folder, with the failures named.
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["results"].as_array().unwrap().len(), 5);
-    assert_eq!(v["failed"].as_array().unwrap().len(), 2);
+    assert_eq!(v["failed"].as_array().unwrap().len(), 3);
     let saved: Value = serde_json::from_slice(&std::fs::read(out_dir.join("scores.json")).unwrap()).unwrap();
     assert_eq!(saved, v);
 }
@@ -146,6 +148,10 @@ fn score_globs_categories_and_options() {
     let out = afr(&["score", "--model", s(&fixture("model.onnx")), s(&none), "--out", s(&out_dir)]);
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("*.bmp"), "{}", text(&out.stderr));
+    // A model whose output is NaN: every image fails, naming the model.
+    let out = afr(&["score", "--model", s(&fixture("nan.onnx")), s(&pattern), "--out", s(&out_dir)]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("non-finite"), "{}", text(&out.stderr));
     // A truncated model file.
     let cut = dir.path().join("cut.onnx");
     let bytes = std::fs::read(fixture("model.onnx")).unwrap();

@@ -64,6 +64,7 @@ fn outputs_equal_numpy() {
         det.score_to(&rgb, 32, 32, category, &mut small, (w, h)).unwrap();
         worst = worst.max(max_diff(&small, &floats(&case["upsampled"])));
     }
+    println!("max abs difference to numpy: {worst:e}");
     assert!(worst < 1e-5, "max abs difference to numpy {worst}");
 }
 
