@@ -182,3 +182,16 @@ fn threads_give_the_same_result() {
     assert_eq!(one.score(&rgb, 40, 30, 1, &mut a).unwrap(), four.score(&rgb, 40, 30, 1, &mut b).unwrap());
     assert_eq!(a, b);
 }
+
+#[test]
+fn a_detector_can_move_to_a_camera_thread() {
+    fn send<T: Send>(_: &T) {}
+    let det = Detector::load(&fixture("model.onnx")).unwrap();
+    send(&det);
+    let handle = std::thread::spawn(move || {
+        let mut det = det;
+        let mut map = vec![0f32; 16];
+        det.score(&[128u8; 48], 4, 4, 0, &mut map).map(|s| s.image)
+    });
+    assert!(handle.join().unwrap().unwrap().is_finite());
+}
