@@ -19,8 +19,8 @@ pub fn overlay(image: &RgbImage, map: &[f32]) -> RgbImage {
     let mut out = image.clone();
     for (px, &v) in out.pixels_mut().zip(map) {
         let c = jet(v);
-        for k in 0..3 {
-            px.0[k] = ((u16::from(px.0[k]) + u16::from(c[k]) + 1) / 2) as u8;
+        for (p, c) in px.0.iter_mut().zip(c) {
+            *p = (u16::from(*p) + u16::from(c)).div_ceil(2) as u8;
         }
     }
     out
