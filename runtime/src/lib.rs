@@ -9,3 +9,6 @@ pub mod metrics;
 pub mod postprocess;
 pub mod preprocess;
 pub mod report;
+pub mod detector;
+pub mod model_info;
+pub use heapless;

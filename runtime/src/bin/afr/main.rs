@@ -1,0 +1,45 @@
+//! `afr`: score images, evaluate on a dataset, and describe a model, with an
+//! exported AFR-CLIP ONNX file run by tract.
+
+mod eval;
+mod heatmap;
+mod info;
+mod inputs;
+mod score;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "afr", version, about = "AFR-CLIP anomaly detection with an exported ONNX model (tract runtime)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Score images: anomaly score per image, heatmap overlays, optional raw maps.
+    Score(score::Args),
+    /// Evaluate on a dataset: the seven metrics per category and their mean.
+    Eval(eval::Args),
+    /// Describe a model: metadata, categories, input size, precision, size.
+    Info(info::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Score(a) => score::run(a),
+        Command::Eval(a) => eval::run(a),
+        Command::Info(a) => info::run(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! `afr score`: anomaly scores for images, with heatmaps and raw maps.
+//! A bad image is reported with its path and skipped; the exit code is
+//! non-zero at the end if any failed.
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use afr_runtime::atomic::write_atomic;
+use afr_runtime::detector::{Detector, DetectorOptions};
+use afr_runtime::image_io::load_rgb8;
+use anyhow::Context as _;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use crate::heatmap;
+use crate::inputs;
+
+/// More images than this get a progress bar.
+const PROGRESS_ABOVE: usize = 3;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The AFR ONNX model file.
+    #[arg(long)]
+    model: PathBuf,
+    /// Category the images show (a row of the model's table; see `afr info`).
+    #[arg(long, default_value = "object")]
+    category: String,
+    /// Score a category the model does not know with its generic `object` row
+    /// instead of failing.
+    #[arg(long)]
+    fallback_object: bool,
+    /// Image files, folders (searched recursively) or glob patterns (`*`, `?`, `**`).
+    #[arg(required = true, value_name = "INPUT")]
+    inputs: Vec<String>,
+    /// Output folder for scores.csv, heatmaps/ and maps/ (created if missing).
+    #[arg(long)]
+    out: PathBuf,
+    /// Also print the results as JSON on stdout and write them to OUT/scores.json.
+    #[arg(long)]
+    json: bool,
+    /// Write each raw anomaly map (image size, f32) to OUT/maps/NAME.npy.
+    #[arg(long)]
+    raw_maps: bool,
+    /// Do not write heatmap overlays to OUT/heatmaps/NAME.png.
+    #[arg(long)]
+    no_heatmaps: bool,
+    /// Image score at or above which an image is called anomalous (fills the verdict column).
+    #[arg(long)]
+    threshold: Option<f32>,
+    /// Do not smooth the anomaly maps (the model's sigma otherwise).
+    #[arg(long)]
+    no_smoothing: bool,
+    /// Threads for inference (more than 1 needs the `multithread` build feature).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+}
+
+#[derive(Serialize)]
+struct Scored {
+    path: String,
+    category: String,
+    score: f32,
+    map_max: f32,
+    verdict: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+struct Failed {
+    path: String,
+    error: String,
+}
+
+#[derive(Serialize)]
+struct Results<'a> {
+    model: String,
+    category: &'a str,
+    threshold: Option<f32>,
+    results: Vec<Scored>,
+    failed: Vec<Failed>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if let Some(t) = args.threshold {
+        anyhow::ensure!(t.is_finite(), "--threshold must be a finite number, got {t}");
+    }
+    let options = DetectorOptions { smoothing: !args.no_smoothing, threads: args.threads };
+    let mut detector = Detector::load_with(&args.model, options)?;
+    let category = match detector.category_index(&args.category) {
+        Some(i) => i,
+        None if args.fallback_object => detector.category_or_default(&args.category).with_context(|| {
+            format!("{}: the model has no `object` row to fall back on", args.model.display())
+        })?,
+        None => {
+            let known: Vec<&str> = detector.info().categories.iter().map(|c| c.as_str()).collect();
+            anyhow::bail!(
+                "{}: unknown category {:?} (the model knows: {}; --fallback-object scores it as `object`)",
+                args.model.display(),
+                args.category,
+                known.join(", ")
+            );
+        }
+    };
+    let images = inputs::collect(&args.inputs)?;
+    let heat_dir = args.out.join("heatmaps");
+    let map_dir = args.out.join("maps");
+    std::fs::create_dir_all(&args.out).with_context(|| format!("{}: cannot create", args.out.display()))?;
+    if !args.no_heatmaps {
+        std::fs::create_dir_all(&heat_dir).with_context(|| format!("{}: cannot create", heat_dir.display()))?;
+    }
+    if args.raw_maps {
+        std::fs::create_dir_all(&map_dir).with_context(|| format!("{}: cannot create", map_dir.display()))?;
+    }
+    let bar = if images.len() > PROGRESS_ABOVE {
+        let bar = ProgressBar::new(images.len() as u64);
+        bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} {elapsed_precise} eta {eta}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let mut names = HashSet::new();
+    let mut map = Vec::new();
+    let (mut results, mut failed) = (Vec::new(), Vec::new());
+    for path in &images {
+        let name = unique_name(path, &mut names);
+        match score_one(&mut detector, &args, path, &name, category, &mut map) {
+            Ok((score, map_max)) => results.push(Scored {
+                path: path.display().to_string(),
+                category: args.category.clone(),
+                score,
+                map_max,
+                verdict: args.threshold.map(|t| if score >= t { "anomalous" } else { "normal" }),
+            }),
+            Err(e) => {
+                bar.suspend(|| eprintln!("error: {e:#}"));
+                failed.push(Failed { path: path.display().to_string(), error: format!("{e:#}") });
+            }
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let csv_path = args.out.join("scores.csv");
+    write_atomic(&csv_path, to_csv(&results).as_bytes()).with_context(|| format!("{}: cannot write", csv_path.display()))?;
+    let all = Results {
+        model: args.model.display().to_string(),
+        category: &args.category,
+        threshold: args.threshold,
+        results,
+        failed,
+    };
+    if args.json {
+        let text = serde_json::to_string_pretty(&all)?;
+        let json_path = args.out.join("scores.json");
+        write_atomic(&json_path, text.as_bytes()).with_context(|| format!("{}: cannot write", json_path.display()))?;
+        println!("{text}");
+    }
+    eprintln!("scored {} of {} images into {}", all.results.len(), images.len(), csv_path.display());
+    if all.failed.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("{} images failed", all.failed.len());
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+fn score_one(
+    detector: &mut Detector,
+    args: &Args,
+    path: &Path,
+    name: &str,
+    category: usize,
+    map: &mut Vec<f32>,
+) -> anyhow::Result<(f32, f32)> {
+    let image = load_rgb8(path)?;
+    let (w, h) = (image.width() as usize, image.height() as usize);
+    map.resize(w * h, 0.0);
+    let scores = detector
+        .score(image.as_raw(), w, h, category, map)
+        .with_context(|| format!("{}: cannot score", path.display()))?;
+    if !args.no_heatmaps {
+        heatmap::write_png(&args.out.join("heatmaps").join(format!("{name}.png")), &heatmap::overlay(&image, map))?;
+    }
+    if args.raw_maps {
+        let p = args.out.join("maps").join(format!("{name}.npy"));
+        write_atomic(&p, &heatmap::npy_bytes(map, w, h)).with_context(|| format!("{}: cannot write", p.display()))?;
+    }
+    Ok((scores.image, scores.map_max))
+}
+
+/// The file stem, with `-2`, `-3`, ... when two inputs share one.
+fn unique_name(path: &Path, used: &mut HashSet<String>) -> String {
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "image".into());
+    let mut name = stem.clone();
+    let mut n = 1;
+    while !used.insert(name.clone()) {
+        n += 1;
+        name = format!("{stem}-{n}");
+    }
+    name
+}
+
+fn to_csv(results: &[Scored]) -> String {
+    let mut s = String::from("path,category,score,verdict\n");
+    for r in results {
+        let _ = writeln!(s, "{},{},{},{}", csv_field(&r.path), csv_field(&r.category), r.score, r.verdict.unwrap_or(""));
+    }
+    s
+}
+
+/// RFC 4180 quoting where a field needs it.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}

@@ -1,0 +1,255 @@
+//! What an AFR ONNX file says about itself (DESIGN.md section 3): the `afr.*`
+//! metadata, the graph's inputs and outputs, and its size. Read from the
+//! ModelProto before tract sees the graph, so that a file that is not ours is
+//! refused with a message naming it rather than failing somewhere in tract.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use prost::Message;
+use tract_onnx::pb::{ModelProto, TensorProto};
+
+/// The `afr.format_version` this runtime reads.
+pub const FORMAT_VERSION: u32 = 1;
+/// Most categories a model's table may hold (the peers' benchmarks have < 30).
+pub const MAX_CATEGORIES: usize = 128;
+/// Longest category name, in bytes.
+pub const MAX_CATEGORY_LEN: usize = 64;
+/// Largest model file read: protobuf's own limit for one message (2 GiB).
+pub const MAX_MODEL_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+/// Largest accepted `afr.input_size`.
+pub const MAX_INPUT_SIZE: usize = 4096;
+
+pub type CategoryName = heapless::String<MAX_CATEGORY_LEN>;
+pub type Categories = heapless::Vec<CategoryName, MAX_CATEGORIES>;
+
+/// Metadata keys every AFR model carries.
+pub const REQUIRED_KEYS: [&str; 10] = [
+    "afr.format_version",
+    "afr.preset",
+    "afr.input_size",
+    "afr.mean",
+    "afr.std",
+    "afr.resize",
+    "afr.categories",
+    "afr.precision",
+    "afr.smoothing_sigma",
+    "afr.source_sha256",
+];
+
+/// The category every model's table ends with, used for names it does not know.
+pub const FALLBACK_CATEGORY: &str = "object";
+
+/// Why a model file cannot be used. Every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("{path}: cannot read the model: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: model file is {bytes} bytes, over the {MAX_MODEL_BYTES}-byte limit")]
+    TooLarge { path: PathBuf, bytes: u64 },
+    #[error("{path}: not a valid ONNX file (truncated or corrupt?): {detail}")]
+    NotOnnx { path: PathBuf, detail: String },
+    #[error("{path}: not an AFR model: it has no afr.* metadata (was it written by `afr-toolchain export`?)")]
+    NotOurs { path: PathBuf },
+    #[error("{path}: metadata {key} is missing")]
+    MissingKey { path: PathBuf, key: &'static str },
+    #[error("{path}: metadata {key} = {value:?} is invalid: {problem}")]
+    BadValue {
+        path: PathBuf,
+        key: &'static str,
+        value: String,
+        problem: String,
+    },
+    #[error("{path}: afr.format_version {found} is not supported (this runtime reads version {FORMAT_VERSION}); use a matching runtime or re-export")]
+    UnknownVersion { path: PathBuf, found: String },
+    #[error("{path}: the graph does not follow the AFR contract: {problem}")]
+    Contract { path: PathBuf, problem: String },
+}
+
+/// The model's description: its metadata, parsed, and counts from the graph.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelInfo {
+    pub path: PathBuf,
+    pub format_version: u32,
+    pub preset: String,
+    /// S: the model reads `[1, 3, S, S]`.
+    pub input_size: usize,
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+    /// Resampling filter of the preprocessing (`bicubic`).
+    pub resize: String,
+    /// The stateless table's rows, in index order.
+    pub categories: Categories,
+    /// `fp32`, `fp16` or `int8`.
+    pub precision: String,
+    /// Gaussian sigma in pixels of the S x S input (0: no smoothing).
+    pub smoothing_sigma: f32,
+    pub source_sha256: String,
+    /// Sum of the initializers' element counts.
+    pub parameters: u64,
+    pub file_bytes: u64,
+    /// Every metadata entry, `afr.*` or not.
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl ModelInfo {
+    /// Reads and describes the model at `path` (the whole file is decoded).
+    pub fn load(path: &Path) -> Result<ModelInfo, ModelError> {
+        let proto = read_proto(path)?;
+        let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        ModelInfo::from_proto(path, &proto, bytes)
+    }
+
+    /// Describes an already decoded model; checks the metadata and the graph's
+    /// inputs and outputs against the contract.
+    pub fn from_proto(path: &Path, proto: &ModelProto, file_bytes: u64) -> Result<ModelInfo, ModelError> {
+        let metadata: BTreeMap<String, String> =
+            proto.metadata_props.iter().map(|e| (e.key.clone(), e.value.clone())).collect();
+        if !metadata.keys().any(|k| k.starts_with("afr.")) {
+            return Err(ModelError::NotOurs { path: path.to_path_buf() });
+        }
+        let get = |key: &'static str| {
+            metadata
+                .get(key)
+                .map(|v| v.trim())
+                .ok_or(ModelError::MissingKey { path: path.to_path_buf(), key })
+        };
+        let bad = |key: &'static str, value: &str, problem: String| ModelError::BadValue {
+            path: path.to_path_buf(),
+            key,
+            value: value.to_string(),
+            problem,
+        };
+        // The version first: a newer file may have changed any other key.
+        let version = get("afr.format_version")?;
+        let format_version = match version.parse::<u32>() {
+            Ok(FORMAT_VERSION) => FORMAT_VERSION,
+            _ => return Err(ModelError::UnknownVersion { path: path.to_path_buf(), found: version.to_string() }),
+        };
+        for key in REQUIRED_KEYS {
+            get(key)?;
+        }
+        let size_text = get("afr.input_size")?;
+        let input_size = size_text
+            .parse::<usize>()
+            .ok()
+            .filter(|s| (1..=MAX_INPUT_SIZE).contains(s))
+            .ok_or_else(|| bad("afr.input_size", size_text, format!("expected an integer in 1..={MAX_INPUT_SIZE}")))?;
+        let triple = |key: &'static str, positive: bool| -> Result<[f32; 3], ModelError> {
+            let text = get(key)?;
+            let values: Vec<f32> = text
+                .split(',')
+                .map(|v| v.trim().parse::<f32>())
+                .collect::<Result<_, _>>()
+                .map_err(|e| bad(key, text, e.to_string()))?;
+            if values.len() != 3 || values.iter().any(|v| !v.is_finite() || (positive && *v <= 0.0)) {
+                return Err(bad(key, text, "expected three finite comma-separated numbers".into()));
+            }
+            Ok([values[0], values[1], values[2]])
+        };
+        let mean = triple("afr.mean", false)?;
+        let std = triple("afr.std", true)?;
+        let resize = get("afr.resize")?.to_ascii_lowercase();
+        if resize != "bicubic" {
+            return Err(bad("afr.resize", &resize, "this runtime implements bicubic resizing only".into()));
+        }
+        let sigma_text = get("afr.smoothing_sigma")?;
+        let smoothing_sigma = sigma_text
+            .parse::<f32>()
+            .ok()
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .ok_or_else(|| bad("afr.smoothing_sigma", sigma_text, "expected a number >= 0".into()))?;
+        let categories = parse_categories(get("afr.categories")?).map_err(|p| bad("afr.categories", get("afr.categories").unwrap_or(""), p))?;
+        let info = ModelInfo {
+            path: path.to_path_buf(),
+            format_version,
+            preset: get("afr.preset")?.to_string(),
+            input_size,
+            mean,
+            std,
+            resize,
+            categories,
+            precision: get("afr.precision")?.to_string(),
+            smoothing_sigma,
+            source_sha256: get("afr.source_sha256")?.to_string(),
+            parameters: proto.graph.as_ref().map_or(0, |g| g.initializer.iter().map(element_count).sum()),
+            file_bytes,
+            metadata: metadata.clone(),
+        };
+        info.check_graph(proto)?;
+        Ok(info)
+    }
+
+    /// Row of `name` in the category table.
+    pub fn category_index(&self, name: &str) -> Option<usize> {
+        self.categories.iter().position(|c| c.as_str() == name)
+    }
+
+    /// Row of `name`, else of [`FALLBACK_CATEGORY`] (zero-shot on a category
+    /// the table does not hold).
+    pub fn category_or_default(&self, name: &str) -> Option<usize> {
+        self.category_index(name).or_else(|| self.category_index(FALLBACK_CATEGORY))
+    }
+
+    fn check_graph(&self, proto: &ModelProto) -> Result<(), ModelError> {
+        let contract = |problem: String| ModelError::Contract { path: self.path.clone(), problem };
+        let graph = proto.graph.as_ref().ok_or_else(|| contract("the file has no graph".into()))?;
+        let initializers: Vec<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
+        let inputs: Vec<&str> =
+            graph.input.iter().map(|i| i.name.as_str()).filter(|n| !initializers.contains(n)).collect();
+        let outputs: Vec<&str> = graph.output.iter().map(|o| o.name.as_str()).collect();
+        if inputs != ["image", "category"] {
+            return Err(contract(format!("inputs are {inputs:?}, expected [\"image\", \"category\"]")));
+        }
+        for name in ["image_score", "anomaly_map"] {
+            if !outputs.contains(&name) {
+                return Err(contract(format!("outputs are {outputs:?}, missing {name:?}")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads `path` (at most [`MAX_MODEL_BYTES`]) and decodes its ModelProto.
+pub fn read_proto(path: &Path) -> Result<ModelProto, ModelError> {
+    let read = |source| ModelError::Read { path: path.to_path_buf(), source };
+    let meta = std::fs::metadata(path).map_err(read)?;
+    if meta.is_dir() {
+        return Err(read(std::io::Error::other("is a directory")));
+    }
+    if meta.len() > MAX_MODEL_BYTES {
+        return Err(ModelError::TooLarge { path: path.to_path_buf(), bytes: meta.len() });
+    }
+    let bytes = std::fs::read(path).map_err(read)?;
+    let proto = ModelProto::decode(&bytes[..])
+        .map_err(|e| ModelError::NotOnnx { path: path.to_path_buf(), detail: e.to_string() })?;
+    // An empty or cut-off file can still decode as a message with no graph.
+    if proto.graph.as_ref().is_none_or(|g| g.node.is_empty()) {
+        return Err(ModelError::NotOnnx { path: path.to_path_buf(), detail: "no graph (empty or cut-off file)".into() });
+    }
+    Ok(proto)
+}
+
+fn parse_categories(text: &str) -> Result<Categories, String> {
+    let mut out = Categories::new();
+    for name in text.split(',').map(str::trim) {
+        if name.is_empty() {
+            return Err("empty category name".into());
+        }
+        let mut s = CategoryName::new();
+        s.push_str(name).map_err(|_| format!("category {name:?} is longer than {MAX_CATEGORY_LEN} bytes"))?;
+        if out.iter().any(|c| c == &s) {
+            return Err(format!("category {name:?} appears twice"));
+        }
+        out.push(s).map_err(|_| format!("more than {MAX_CATEGORIES} categories"))?;
+    }
+    Ok(out)
+}
+
+fn element_count(t: &TensorProto) -> u64 {
+    t.dims.iter().map(|&d| d.max(0) as u64).product()
+}
