@@ -103,6 +103,16 @@ pub fn load_mask(path: &Path) -> Result<GrayImage, ImageError> {
     })
 }
 
+/// A mask resized to `size x size` (triangle filter) and thresholded at 0.5:
+/// how training and evaluation compare maps with ground truth.
+pub fn resize_mask(mask: &GrayImage, size: usize) -> Vec<bool> {
+    image::imageops::resize(mask, size as u32, size as u32, image::imageops::FilterType::Triangle)
+        .as_raw()
+        .iter()
+        .map(|&v| v >= 128)
+        .collect()
+}
+
 /// Reads only the header of `path` and returns (width, height), under the same limits.
 pub fn dimensions(path: &Path) -> Result<(u32, u32), ImageError> {
     let (width, height) = reader(path)?

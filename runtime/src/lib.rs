@@ -4,6 +4,8 @@
 
 pub mod atomic;
 pub mod dataset;
+pub mod evaluate;
+pub mod heatmap;
 pub mod image_io;
 pub mod metrics;
 pub mod postprocess;

@@ -2,6 +2,7 @@
 
 pub mod afr;
 pub mod clip;
+pub mod demo;
 pub mod device;
 pub mod evaluate;
 pub mod export;

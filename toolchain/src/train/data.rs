@@ -10,7 +10,6 @@ use afr_runtime::dataset::Sample;
 use afr_runtime::image_io::{self, ImageError};
 use afr_runtime::preprocess::Resizer;
 use candle_core::{Device, Tensor};
-use image::imageops::FilterType;
 
 /// A batch on the model's device.
 #[derive(Debug)]
@@ -58,15 +57,8 @@ impl ImageLoader {
         let mut resizers = self.resizers.borrow_mut();
         let resizer = resizers.entry(src).or_insert_with(|| Resizer::new(src, (self.size, self.size)));
         let pixels = resizer.run(rgb.as_raw());
-        let s = self.size as u32;
         let mask = match (mask, sample.anomalous) {
-            (Some(m), _) => Some(
-                image::imageops::resize(&m, s, s, FilterType::Triangle)
-                    .as_raw()
-                    .iter()
-                    .map(|&v| if v >= 128 { 1.0 } else { 0.0 })
-                    .collect(),
-            ),
+            (Some(m), _) => Some(image_io::resize_mask(&m, self.size).into_iter().map(f32::from).collect()),
             // A normal image's ground truth is all normal.
             (None, false) => Some(vec![0.0; self.size * self.size]),
             // Anomalous without a mask: image-level label only.

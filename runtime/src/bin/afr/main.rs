@@ -2,7 +2,6 @@
 //! exported AFR-CLIP ONNX file run by tract.
 
 mod eval;
-mod heatmap;
 mod info;
 mod inputs;
 mod score;

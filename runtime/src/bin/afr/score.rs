@@ -14,7 +14,7 @@ use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
-use crate::heatmap;
+use afr_runtime::heatmap;
 use crate::inputs;
 
 /// More images than this get a progress bar.

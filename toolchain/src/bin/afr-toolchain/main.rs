@@ -1,5 +1,6 @@
 //! `afr-toolchain`: AFR-CLIP's training-side command line.
 
+mod demo;
 mod evaluate;
 mod export;
 mod inspect;
@@ -25,6 +26,9 @@ enum Command {
     /// Load a preset's CLIP and ResNet weights and show what was loaded: the
     /// architecture, parameter counts and the file each part came from.
     Inspect(inspect::Args),
+    /// The whole pipeline on a built-in default: synthetic data, train the tiny
+    /// preset, export, evaluate the exported model on an unseen category.
+    Demo(demo::Args),
     /// Write a synthetic MVTec-layout dataset with exact defect masks.
     Synth(synth::Args),
     /// Train AFR-CLIP on an auxiliary dataset (Ctrl-C saves; --resume continues).
@@ -38,6 +42,7 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Inspect(args) => inspect::run(args),
+        Command::Demo(args) => demo::run(args),
         Command::Synth(args) => synth::run(args),
         Command::Train(args) => train::run(args),
         Command::Evaluate(args) => evaluate::run(args),

@@ -1,10 +1,10 @@
-//! What `afr score` writes per image besides its score: a heatmap overlay
-//! (jet colours blended 50% over the image) and the raw map as `.npy` f32.
+//! What a person looks at: a heatmap overlay (jet colours blended 50% over
+//! the image), and the raw map as `.npy` f32 for tools.
 
 use std::io::Cursor;
 use std::path::Path;
 
-use afr_runtime::atomic::write_atomic;
+use crate::atomic::write_atomic;
 use image::{ImageFormat, RgbImage};
 
 /// The jet colour of `t` in [0, 1] (blue, cyan, yellow, red); values outside are clamped.
@@ -27,12 +27,12 @@ pub fn overlay(image: &RgbImage, map: &[f32]) -> RgbImage {
 }
 
 /// Writes `image` as PNG, whole or not at all.
-pub fn write_png(path: &Path, image: &RgbImage) -> anyhow::Result<()> {
+pub fn write_png(path: &Path, image: &RgbImage) -> std::io::Result<()> {
     let mut bytes = Vec::new();
     image
         .write_to(&mut Cursor::new(&mut bytes), ImageFormat::Png)
-        .map_err(|e| anyhow::anyhow!("{}: cannot encode PNG: {e}", path.display()))?;
-    write_atomic(path, &bytes).map_err(|e| anyhow::anyhow!("{}: cannot write: {e}", path.display()))
+        .map_err(|e| std::io::Error::other(format!("{}: cannot encode PNG: {e}", path.display())))?;
+    write_atomic(path, &bytes).map_err(|e| std::io::Error::new(e.kind(), format!("{}: cannot write: {e}", path.display())))
 }
 
 /// `map` (`height x width`, row-major) as a NumPy `.npy` file of little-endian f32.
