@@ -5,7 +5,7 @@
 use candle_core::{DType, Device, Module, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::transformer::{load_layer_norm, BlockConfig, ResidualBlock};
+use super::transformer::{load_blocks, load_layer_norm, BlockConfig, ResidualBlock};
 use super::{ClipConfig, Naming};
 use crate::nn::{LayerNorm, Linear};
 use crate::weights::{Init, Result, Weights};
@@ -45,20 +45,10 @@ impl TextTransformer {
             &[c.context_length, d],
             Init::Normal(0.01),
         )?;
-        let block = BlockConfig {
-            width: d,
-            heads: c.heads,
-            intermediate: c.intermediate,
-            layers: c.layers,
-            activation: clip.activation,
-            eps: clip.layer_norm_eps,
-        };
-        let blocks = (0..c.layers)
-            .map(|i| {
-                let p = n(&format!("text_model.encoder.layers.{i}."), &format!("transformer.resblocks.{i}."));
-                ResidualBlock::load(w, naming, &p, &block)
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let block = BlockConfig::new(d, c.heads, c.intermediate, c.layers, clip);
+        let blocks = load_blocks(w, naming, &block, |i| {
+            n(&format!("text_model.encoder.layers.{i}."), &format!("transformer.resblocks.{i}."))
+        })?;
         let ln_final = load_layer_norm(w, &n("text_model.final_layer_norm", "ln_final"), d, clip.layer_norm_eps)?;
         let scale = (d as f64).powf(-0.5);
         // As for the image side: `[E, D]` Linear weight vs `[D, E]` matrix.

@@ -156,12 +156,21 @@ pub struct BlockConfig {
 }
 
 impl BlockConfig {
+    pub fn new(width: usize, heads: usize, intermediate: usize, layers: usize, clip: &super::ClipConfig) -> Self {
+        Self { width, heads, intermediate, layers, activation: clip.activation, eps: clip.layer_norm_eps }
+    }
+
     /// For `random:SEED`, OpenAI's CLIP initialisation: the projections back
     /// into the residual stream are scaled by `(2 L)^-1/2`, so that a random
     /// encoder keeps each token's own content rather than washing it out.
     fn residual_std(&self) -> f64 {
         (self.width as f64).powf(-0.5) * (2.0 * self.layers as f64).powf(-0.5)
     }
+}
+
+/// An encoder's `cfg.layers` blocks, block `i` named by `prefix(i)`.
+pub fn load_blocks(w: &Weights, naming: Naming, cfg: &BlockConfig, prefix: impl Fn(usize) -> String) -> Result<Vec<ResidualBlock>> {
+    (0..cfg.layers).map(|i| ResidualBlock::load(w, naming, &prefix(i), cfg)).collect()
 }
 
 /// `{name}.weight` / `{name}.bias` of a layer norm of width `d`.

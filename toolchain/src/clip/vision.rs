@@ -12,7 +12,7 @@ use afr_quantize::onnx::GraphBuilder;
 use candle_core::{Module, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::transformer::{load_layer_norm, BlockConfig, ResidualBlock};
+use super::transformer::{load_blocks, load_layer_norm, BlockConfig, ResidualBlock};
 use super::{ClipConfig, Naming};
 use crate::export::{self, initializer, reshape, slice, transpose};
 use crate::nn::{LayerNorm, Linear};
@@ -84,23 +84,10 @@ impl VisionTransformer {
             Init::Normal(scale),
         )?;
         let ln_pre = load_layer_norm(w, &n("vision_model.pre_layrnorm", "visual.ln_pre"), d, clip.layer_norm_eps)?;
-        let block = BlockConfig {
-            width: d,
-            heads: c.heads,
-            intermediate: c.intermediate,
-            layers: c.layers,
-            activation: clip.activation,
-            eps: clip.layer_norm_eps,
-        };
-        let blocks = (0..c.layers)
-            .map(|i| {
-                let p = n(
-                    &format!("vision_model.encoder.layers.{i}."),
-                    &format!("visual.transformer.resblocks.{i}."),
-                );
-                ResidualBlock::load(w, naming, &p, &block)
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let block = BlockConfig::new(d, c.heads, c.intermediate, c.layers, clip);
+        let blocks = load_blocks(w, naming, &block, |i| {
+            n(&format!("vision_model.encoder.layers.{i}."), &format!("visual.transformer.resblocks.{i}."))
+        })?;
         let ln_post = load_layer_norm(w, &n("vision_model.post_layernorm", "visual.ln_post"), d, clip.layer_norm_eps)?;
         // Hugging Face stores the projection as a Linear weight `[E, D]`,
         // OpenAI as the matrix `[D, E]` that multiplies from the right.
