@@ -7,43 +7,20 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
+mod common;
+use common::{tiny_options, tiny_synth};
+
 use afr_quantize::onnx::Model;
-use afr_runtime::dataset::Format;
 use afr_toolchain::afr::{AfrConfig, SpMode};
 use afr_toolchain::export::{export, ExportError, REFERENCE_SAMPLES};
-use afr_toolchain::synth::{generate, SynthConfig};
-use afr_toolchain::train::trainer::{self, Outcome, TrainOptions};
+use afr_toolchain::train::trainer::{self, Outcome};
 use candle_core::Device;
 use tract_onnx::prelude::*;
 
 const TOLERANCE: f32 = 1e-4;
 
 fn train(dir: &Path, afr: AfrConfig) -> PathBuf {
-    let data = dir.join("data");
-    let cfg = SynthConfig {
-        seed: 1,
-        size: 32,
-        categories: Some(vec!["fabric".into(), "washer".into()]),
-        train_good: 0,
-        test_good: 1,
-        test_bad_per_defect: 1,
-    };
-    generate(&data, &cfg, |_, _| {}).unwrap();
-    let opts = TrainOptions {
-        preset: "tiny".into(),
-        clip: "random:0".into(),
-        resnet: "random:1".into(),
-        data,
-        format: Format::Mvtec,
-        categories: None,
-        prompts: None,
-        afr,
-        epochs: 1,
-        batch_size: 4,
-        lr: 1e-3,
-        betas: (0.9, 0.999),
-        seed: 3,
-    };
+    let opts = tiny_options(&tiny_synth(dir, 1), 1, afr);
     let run = dir.join("run");
     let never = AtomicBool::new(false);
     assert_eq!(trainer::start(&opts, &run, &Device::Cpu, &never, &mut ()).unwrap(), Outcome::Finished { epochs: 1 });

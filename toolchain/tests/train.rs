@@ -2,46 +2,23 @@
 //! tensors change, the frozen backbones stay bit-identical, and a run stopped
 //! mid-epoch and resumed equals an uninterrupted one.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use afr_runtime::dataset::Format;
 use afr_toolchain::afr::AfrConfig;
-use afr_toolchain::synth::{generate, SynthConfig};
 use afr_toolchain::train::run::{self, RunConfig};
 use afr_toolchain::train::trainer::{self, Observer, Outcome, TrainOptions};
 use candle_core::{Device, Tensor};
+use common::{tiny_options, tiny_synth};
 
 fn synth(dir: &Path) -> PathBuf {
-    let data = dir.join("data");
-    let cfg = SynthConfig {
-        seed: 1,
-        size: 32,
-        categories: Some(vec!["fabric".into(), "washer".into()]),
-        train_good: 0,
-        test_good: 2,
-        test_bad_per_defect: 1,
-    };
-    generate(&data, &cfg, |_, _| {}).unwrap();
-    data
+    tiny_synth(dir, 2)
 }
 
 fn options(data: &Path, epochs: usize) -> TrainOptions {
-    TrainOptions {
-        preset: "tiny".into(),
-        clip: "random:0".into(),
-        resnet: "random:1".into(),
-        data: data.to_path_buf(),
-        format: Format::Mvtec,
-        categories: None,
-        prompts: None,
-        afr: AfrConfig::default(),
-        epochs,
-        batch_size: 4,
-        lr: 1e-3,
-        betas: (0.9, 0.999),
-        seed: 3,
-    }
+    tiny_options(data, epochs, AfrConfig::default())
 }
 
 fn losses(run_dir: &Path) -> Vec<f64> {

@@ -32,3 +32,41 @@ pub fn scratch_dir(test: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// A small synthetic MVTec-layout set (fabric and washer, 32 px) under `dir/data`.
+pub fn tiny_synth(dir: &std::path::Path, test_good: usize) -> PathBuf {
+    let data = dir.join("data");
+    let cfg = afr_toolchain::synth::SynthConfig {
+        seed: 1,
+        size: 32,
+        categories: Some(vec!["fabric".into(), "washer".into()]),
+        train_good: 0,
+        test_good,
+        test_bad_per_defect: 1,
+    };
+    afr_toolchain::synth::generate(&data, &cfg, |_, _| {}).unwrap();
+    data
+}
+
+/// Training options for the tiny preset with random backbones on `data`.
+pub fn tiny_options(
+    data: &std::path::Path,
+    epochs: usize,
+    afr: afr_toolchain::afr::AfrConfig,
+) -> afr_toolchain::train::trainer::TrainOptions {
+    afr_toolchain::train::trainer::TrainOptions {
+        preset: "tiny".into(),
+        clip: "random:0".into(),
+        resnet: "random:1".into(),
+        data: data.to_path_buf(),
+        format: afr_runtime::dataset::Format::Mvtec,
+        categories: None,
+        prompts: None,
+        afr,
+        epochs,
+        batch_size: 4,
+        lr: 1e-3,
+        betas: (0.9, 0.999),
+        seed: 3,
+    }
+}
