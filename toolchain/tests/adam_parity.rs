@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use afr_toolchain::train::adam::{Adam, AdamConfig};
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor, Var};
-use common::{fixtures, reference, scratch_dir};
+use common::{fixtures, reference, scratch_dir, values_f64};
 
 const TOL: f64 = 1e-6;
 
@@ -66,20 +66,7 @@ fn lr_at(step: usize) -> f64 {
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
     assert_eq!(a.dims(), b.dims());
     assert_eq!(a.dtype(), b.dtype());
-    let a = a
-        .flatten_all()
-        .unwrap()
-        .to_dtype(DType::F64)
-        .unwrap()
-        .to_vec1::<f64>()
-        .unwrap();
-    let b = b
-        .flatten_all()
-        .unwrap()
-        .to_dtype(DType::F64)
-        .unwrap()
-        .to_vec1::<f64>()
-        .unwrap();
+    let (a, b) = (values_f64(a), values_f64(b));
     a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
 }
 

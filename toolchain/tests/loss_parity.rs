@@ -9,8 +9,8 @@
 mod common;
 
 use afr_toolchain::train::loss::{bce_loss, dice_loss, focal_loss, stage_loss, FOCAL_GAMMA};
-use candle_core::{DType, Tensor, Var};
-use common::{fixtures, reference};
+use candle_core::{Tensor, Var};
+use common::{fixtures, reference, values_f64};
 use std::collections::HashMap;
 
 /// f64 runs the same formula as PyTorch in double precision: any difference
@@ -33,20 +33,7 @@ fn manifest_cases(loss: &str) -> Vec<String> {
 
 fn max_scaled_diff(ours: &Tensor, want: &Tensor) -> f64 {
     assert_eq!(ours.dims(), want.dims(), "shapes differ");
-    let a = ours
-        .flatten_all()
-        .unwrap()
-        .to_dtype(DType::F64)
-        .unwrap()
-        .to_vec1::<f64>()
-        .unwrap();
-    let b = want
-        .flatten_all()
-        .unwrap()
-        .to_dtype(DType::F64)
-        .unwrap()
-        .to_vec1::<f64>()
-        .unwrap();
+    let (a, b) = (values_f64(ours), values_f64(want));
     a.iter()
         .zip(&b)
         .map(|(x, y)| {

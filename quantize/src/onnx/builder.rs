@@ -171,28 +171,24 @@ impl GraphBuilder {
 
     /// An f32 initializer named after `prefix`; returns its name.
     pub fn initializer_f32(&mut self, prefix: &str, dims: &[usize], data: &[f32]) -> Result<String> {
-        let name = self.fresh(prefix);
-        check_len(&name, dims, data.len())?;
-        let raw_data = data.iter().flat_map(|v| v.to_le_bytes()).collect();
-        self.graph.initializer.push(TensorProto {
-            name: name.clone(),
-            dims: dims.iter().map(|&d| d as i64).collect(),
-            data_type: DataType::Float as i32,
-            raw_data,
-            ..Default::default()
-        });
-        Ok(name)
+        let raw = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.initializer(prefix, dims, DataType::Float, data.len(), raw)
     }
 
     /// An i64 initializer (shapes, axes, indices); returns its name.
     pub fn initializer_i64(&mut self, prefix: &str, dims: &[usize], data: &[i64]) -> Result<String> {
+        let raw = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.initializer(prefix, dims, DataType::Int64, data.len(), raw)
+    }
+
+    /// Adds `len` little-endian elements of `data_type` as an initializer.
+    fn initializer(&mut self, prefix: &str, dims: &[usize], data_type: DataType, len: usize, raw_data: Vec<u8>) -> Result<String> {
         let name = self.fresh(prefix);
-        check_len(&name, dims, data.len())?;
-        let raw_data = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+        check_len(&name, dims, len)?;
         self.graph.initializer.push(TensorProto {
             name: name.clone(),
             dims: dims.iter().map(|&d| d as i64).collect(),
-            data_type: DataType::Int64 as i32,
+            data_type: data_type as i32,
             raw_data,
             ..Default::default()
         });

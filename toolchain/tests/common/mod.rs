@@ -25,6 +25,11 @@ pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
     (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap()
 }
 
+/// Every element as f64, in row-major order.
+pub fn values_f64(t: &Tensor) -> Vec<f64> {
+    t.flatten_all().unwrap().to_dtype(candle_core::DType::F64).unwrap().to_vec1::<f64>().unwrap()
+}
+
 /// A fresh empty directory under the system temp dir, unique to this test.
 pub fn scratch_dir(test: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("afr-test-{}-{test}", std::process::id()));
