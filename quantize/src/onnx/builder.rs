@@ -69,7 +69,7 @@ impl From<&str> for AttrValue {
     }
 }
 
-fn attribute(name: &str, value: &AttrValue) -> AttributeProto {
+pub(crate) fn attribute(name: &str, value: &AttrValue) -> AttributeProto {
     let mut a = AttributeProto { name: name.to_string(), ..Default::default() };
     let ty = match value {
         AttrValue::Int(v) => {
