@@ -92,6 +92,36 @@ pub fn export(
     })
 }
 
+/// An untrained model (adapters at identity, prompts at their initial
+/// values) from a preset and backbone weights (`random:SEED` or a file):
+/// what `export --preset` writes, for benches and quantization tests at
+/// full model size without a training run.
+pub fn untrained(preset: &str, clip: &str, resnet: &str, categories: &[String], device: &Device) -> Result<Model> {
+    use crate::train::run::{TrainSettings, WeightRef};
+    check_categories(categories)?;
+    let preset = crate::preset::Preset::resolve(preset).map_err(|e| ExportError::Graph(e.to_string()))?;
+    let train = TrainSettings {
+        data: PathBuf::new(),
+        format: String::new(),
+        epochs: 0,
+        batch_size: 1,
+        lr: 0.0,
+        betas: (0.9, 0.999),
+        seed: 0,
+    };
+    let cfg = RunConfig::new(
+        preset,
+        crate::afr::AfrConfig::default(),
+        WeightRef::new(clip)?,
+        WeightRef::new(resnet)?,
+        crate::afr::prompts::PromptSet::builtin(),
+        categories.to_vec(),
+        train,
+    );
+    let (model, _) = crate::train::model::build(&cfg, categories, device)?;
+    to_onnx(&model, "untrained")
+}
+
 /// Names go into a comma-separated metadata entry.
 fn check_categories(categories: &[String]) -> Result<()> {
     for (i, c) in categories.iter().enumerate() {

@@ -1,14 +1,26 @@
-//! `afr-toolchain export`: a trained run to an fp32 ONNX model.
+//! `afr-toolchain export`: a trained run (or, with `--preset`, an untrained
+//! model) to an fp32 ONNX model.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 
 #[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["run", "preset"])))]
 pub struct Args {
     /// A run directory written by `afr-toolchain train`.
     #[arg(long)]
-    run: PathBuf,
+    run: Option<PathBuf>,
+    /// Instead of a run: export an untrained model of this preset (adapters
+    /// at identity), for benchmarks and quantization checks at full size.
+    #[arg(long, requires_all = ["clip", "resnet", "categories"], conflicts_with_all = ["run", "reference_out"])]
+    preset: Option<String>,
+    /// With --preset: CLIP weights (a file or random:SEED).
+    #[arg(long, requires = "preset")]
+    clip: Option<String>,
+    /// With --preset: ResNet weights (a file or random:SEED).
+    #[arg(long, requires = "preset")]
+    resnet: Option<String>,
     /// Comma-separated categories of the stateless table (default: those the
     /// run was trained on); `object` is always added for anything unseen.
     #[arg(long, value_delimiter = ',')]
@@ -26,8 +38,18 @@ pub struct Args {
 
 pub fn run(a: Args) -> anyhow::Result<()> {
     let device = afr_toolchain::device::parse(&a.device).map_err(anyhow::Error::msg)?;
-    let s = afr_toolchain::export::export(&a.run, a.categories.as_deref(), &a.out, a.reference_out.as_deref(), &device)
-        .with_context(|| format!("exporting {}", a.run.display()))?;
+    if let (Some(preset), Some(clip), Some(resnet)) = (&a.preset, &a.clip, &a.resnet) {
+        let categories = a.categories.unwrap_or_default();
+        let model = afr_toolchain::export::untrained(preset, clip, resnet, &categories, &device)
+            .with_context(|| format!("building an untrained {preset} model"))?;
+        model.write(&a.out).with_context(|| format!("writing {}", a.out.display()))?;
+        let nodes = model.proto.graph.as_ref().map_or(0, |g| g.node.len());
+        eprintln!("wrote {} (untrained {preset}, {nodes} nodes, {:.1} MB)", a.out.display(), model.to_bytes().len() as f64 / 1e6);
+        return Ok(());
+    }
+    let run = a.run.context("--run or --preset is required")?;
+    let s = afr_toolchain::export::export(&run, a.categories.as_deref(), &a.out, a.reference_out.as_deref(), &device)
+        .with_context(|| format!("exporting {}", run.display()))?;
     eprintln!(
         "wrote {} ({} nodes, {:.1} MB; categories {})",
         s.out.display(),
