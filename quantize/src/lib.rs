@@ -4,6 +4,7 @@
 //! `graph` and `tensor` are the rewriting tools the passes share.
 
 pub mod graph;
+pub mod images;
 pub mod onnx;
 pub mod precision;
 pub mod tensor;

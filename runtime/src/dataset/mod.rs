@@ -20,6 +20,8 @@ mod meta_json;
 mod mvtec;
 mod visa;
 
+pub use files::is_image;
+
 use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};

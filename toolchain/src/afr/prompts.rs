@@ -107,8 +107,12 @@ impl TextTables {
         let ensemble = |texts: Vec<String>| -> candle_core::Result<Tensor> {
             let mut sum: Option<Tensor> = None;
             for chunk in texts.chunks(64) {
-                let ids: Vec<u32> = chunk.iter().flat_map(|t| tokenizer.tokenize_padded(t, ctx)).collect();
-                let ids = Tensor::from_vec(ids, (chunk.len(), ctx), device)?;
+                // Padded to the chunk's longest prompt, not to the context
+                // length: under the causal mask the end token never sees
+                // the padding after it, and the prompts are ~10 of 77 tokens.
+                let len = chunk.iter().map(|t| tokenizer.tokenize(t, ctx).len()).max().unwrap_or(1);
+                let ids: Vec<u32> = chunk.iter().flat_map(|t| tokenizer.tokenize_padded(t, len)).collect();
+                let ids = Tensor::from_vec(ids, (chunk.len(), len), device)?;
                 let e = l2_normalize(&text.text_embeds(&ids)?)?.sum(0)?;
                 sum = Some(match sum {
                     Some(s) => (s + e)?,

@@ -1,0 +1,1 @@
+//! fp16 against fp32 (filled in with the fp16 pass).

@@ -1,0 +1,1 @@
+//! int8 against fp32 (filled in with the int8 pass).
