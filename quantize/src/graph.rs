@@ -36,6 +36,10 @@ impl Rewriter {
         &self.graph.node
     }
 
+    pub fn initializers(&self) -> &[TensorProto] {
+        &self.graph.initializer
+    }
+
     pub fn initializer(&self, name: &str) -> Option<&TensorProto> {
         self.initializers.get(name).map(|&i| &self.graph.initializer[i])
     }

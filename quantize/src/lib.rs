@@ -3,8 +3,10 @@
 //!
 //! `graph` and `tensor` are the rewriting tools the passes share.
 
+pub mod calibrate;
 pub mod graph;
 pub mod images;
+pub mod int8;
 pub mod onnx;
 pub mod precision;
 pub mod tensor;
@@ -21,6 +23,12 @@ pub enum QuantizeError {
     Tensor { name: String, problem: String },
     #[error("{path}: {problem}")]
     Input { path: PathBuf, problem: String },
+    #[error(transparent)]
+    Image(#[from] afr_runtime::image_io::ImageError),
+    #[error("running the model in tract: {0}")]
+    Tract(String),
+    #[error("calibration: {0}")]
+    Calibration(String),
 }
 
 /// What a pass decided for one layer (a node with weights), for the report.

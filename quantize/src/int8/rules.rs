@@ -1,0 +1,144 @@
+//! Which layer gets what, and why. The rules follow issue 5 (keep the patch
+//! embedding, the projections into the scoring space and the scoring head
+//! in float) and measurements on the seeded random vit-b16 at 224 in tract
+//! (see `choose_activation` and the crate's report for the numbers).
+
+use crate::calibrate::{Calibration, RangeMethod};
+use crate::{KeepFp32, QuantizeError};
+
+use super::{ActivationMode, Int8Options, WeightedLayer};
+
+/// What a weighted layer is, from its place in the AFR graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A ViT block's linear (qkv, attention out, MLP fc and proj): ~all of
+    /// the compute and of the parameters.
+    BlockLinear,
+    /// A linear applied to a single row (the SP ResNet feature): an int8
+    /// matmul has nothing to speed up there.
+    SingleRow,
+    /// The SP ResNet's convolutions.
+    ResnetConv,
+    /// The patch embedding, the stage heads (ln_post projection, adapter,
+    /// CMFR, scoring) and anything not recognised.
+    Float,
+}
+
+impl Role {
+    pub fn of(layer: &WeightedLayer) -> Role {
+        let name = layer.name.as_str();
+        match layer.op.as_str() {
+            "MatMul" if name.starts_with("vision/block") => Role::BlockLinear,
+            "MatMul" if name.starts_with("sp/") => Role::SingleRow,
+            "Conv" if name.starts_with("resnet/") => Role::ResnetConv,
+            _ => Role::Float,
+        }
+    }
+}
+
+/// What is done to one layer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Plan {
+    /// fp32, bit for bit (a `--keep-fp32` pattern).
+    Exact,
+    /// Float compute; the weight may be stored as f16.
+    Float,
+    WeightsOnly,
+    Dynamic,
+    /// u8 activations with this fixed scale and zero point.
+    Calibrated { scale: f32, zero_point: u8 },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub kind: Plan,
+    pub reason: String,
+}
+
+/// Calibrated ranges: min/max of what was seen (measured against
+/// percentiles; see `choose_activation`).
+pub const DEFAULT_RANGE: RangeMethod = RangeMethod::MinMax;
+
+/// A calibrated scale is used when every calibration image used at least
+/// this fraction of the calibrated range: then a fixed scale costs at most
+/// log2(1 / fraction) bits against the frame's own range.
+pub const STABLE_RANGE_FRACTION: f32 = 0.5;
+
+pub fn plan(
+    layer: &WeightedLayer,
+    calibration: Option<&Calibration>,
+    keep: &KeepFp32,
+    options: &Int8Options,
+) -> Result<Decision, QuantizeError> {
+    let d = |kind: Plan, reason: &str| Ok(Decision { kind, reason: reason.to_string() });
+    if keep.matches(&layer.name) {
+        return d(Plan::Exact, "matches a --keep-fp32 pattern");
+    }
+    match Role::of(layer) {
+        Role::Float => d(
+            Plan::Float,
+            "patch embedding / stage head (projection, adapter, CMFR, scoring): kept float as issue 5 asks",
+        ),
+        Role::ResnetConv => d(
+            Plan::WeightsOnly,
+            "SP ResNet conv: ~10% of the compute; int8 storage, dequantized once at load",
+        ),
+        Role::SingleRow => d(Plan::WeightsOnly, "one row per frame: an int8 matmul has nothing to speed up; int8 storage"),
+        Role::BlockLinear => choose_activation(layer, calibration, options),
+    }
+}
+
+/// Dynamic or calibrated activations for a ViT block linear.
+fn choose_activation(
+    layer: &WeightedLayer,
+    calibration: Option<&Calibration>,
+    options: &Int8Options,
+) -> Result<Decision, QuantizeError> {
+    let calibrated = |c: &Calibration, reason: String| {
+        let (lo, hi) = c.range(&layer.input, options.range).ok_or_else(|| {
+            QuantizeError::Calibration(format!("`{}` (input of `{}`) was not calibrated", layer.input, layer.name))
+        })?;
+        let (scale, zero_point) = u8_affine(lo, hi);
+        Ok(Decision { kind: Plan::Calibrated { scale, zero_point }, reason })
+    };
+    match (options.activations, calibration) {
+        (ActivationMode::WeightsOnly, _) => {
+            Ok(Decision { kind: Plan::WeightsOnly, reason: "asked for weights only".into() })
+        }
+        (ActivationMode::Dynamic, _) => Ok(Decision { kind: Plan::Dynamic, reason: "asked for dynamic".into() }),
+        (ActivationMode::Calibrated, Some(c)) => calibrated(c, "asked for calibrated".into()),
+        (ActivationMode::Calibrated, None) => {
+            Err(QuantizeError::Calibration("calibrated activations need calibration images".into()))
+        }
+        (ActivationMode::Auto, None) => {
+            Ok(Decision { kind: Plan::Dynamic, reason: "no calibration: the frame's own range".into() })
+        }
+        (ActivationMode::Auto, Some(c)) => {
+            let o = c.observed(&layer.input).ok_or_else(|| {
+                QuantizeError::Calibration(format!("`{}` (input of `{}`) was not calibrated", layer.input, layer.name))
+            })?;
+            let (lo, hi) = c.range(&layer.input, options.range).expect("observed");
+            let span = (hi - lo).max(f32::MIN_POSITIVE);
+            let worst = o.per_image.iter().map(|(a, b)| (b.max(0.0) - a.min(0.0)) / span).fold(f32::INFINITY, f32::min);
+            if worst >= STABLE_RANGE_FRACTION {
+                calibrated(c, format!("range stable over {} images (each uses >= {:.0}% of it)", c.images(), worst * 100.0))
+            } else {
+                Ok(Decision {
+                    kind: Plan::Dynamic,
+                    reason: format!("range varies over the images (one uses {:.0}% of it): the frame's own range", worst * 100.0),
+                })
+            }
+        }
+    }
+}
+
+/// Scale and zero point that map `[lo, hi]` (containing 0) onto u8.
+pub fn u8_affine(lo: f32, hi: f32) -> (f32, u8) {
+    let span = hi - lo;
+    if !(span > 0.0) || !span.is_finite() {
+        return (1.0, 0);
+    }
+    let scale = span / 255.0;
+    let zero_point = (-lo / scale).round_ties_even().clamp(0.0, 255.0) as u8;
+    (scale, zero_point)
+}
