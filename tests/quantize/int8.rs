@@ -123,6 +123,6 @@ fn an_unreadable_calibration_image_is_named() {
     let model = Model::read(&untrained("tiny")).unwrap();
     let bad = scratch("not-an-image.png");
     std::fs::write(&bad, b"definitely not a png").unwrap();
-    let e = Calibration::collect(&model, &[bad.clone()], &mut |_, _| {}).unwrap_err().to_string();
+    let e = Calibration::collect(&model, std::slice::from_ref(&bad), &mut |_, _| {}).unwrap_err().to_string();
     assert!(e.contains("not-an-image.png"), "{e}");
 }

@@ -131,8 +131,11 @@ fn calibrated_linear_uses_the_fixed_range() {
     assert!(e.contains("calibration"), "{e}");
 }
 
+/// Input shapes and values.
+type Feeds = Vec<(Vec<usize>, Vec<f32>)>;
+
 /// A graph with one layer of each role, a text table and a keep pattern.
-fn mixed() -> (Model, Vec<(Vec<usize>, Vec<f32>)>) {
+fn mixed() -> (Model, Feeds) {
     let mut g = GraphBuilder::new("t");
     let x = g.input("x", ElemType::F32, &[1, 6, 64]).unwrap();
     let img = g.input("img", ElemType::F32, &[1, 3, 8, 8]).unwrap();

@@ -46,7 +46,7 @@ pub fn per_column(w: &[f32], rows: usize, cols: usize) -> PerChannel {
 /// A Conv weight `[out, in, kh, kw]` (or any tensor whose first axis is the
 /// output channel): one scale per leading index.
 pub fn per_leading_axis(w: &[f32], channels: usize) -> PerChannel {
-    debug_assert!(channels > 0 && w.len() % channels == 0);
+    debug_assert!(channels > 0 && w.len().is_multiple_of(channels));
     let per = w.len() / channels;
     let mut values = Vec::with_capacity(w.len());
     let mut scales = Vec::with_capacity(channels);
