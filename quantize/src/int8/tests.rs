@@ -120,12 +120,16 @@ fn calibrated_linear_uses_the_fixed_range() {
     let got = &run(&q, &[(&[1, m, k], x.clone())])[0];
     let sw = weights::per_column(&w, k, n).scales;
     check_within(got, want, &bound(&x, &w, m, k, n, (hi - lo) / 255.0, &sw));
-    // Auto picks calibrated only when each image fills the range: here the
-    // second image uses (max - min) of x, less than half of [-2, 4]... or not.
-    let (_, auto) = convert(&model, Some(&calib), &KeepFp32::default()).unwrap();
-    let (xl, xh) = x.iter().fold((0f32, 0f32), |(a, b), v| (a.min(*v), b.max(*v)));
-    let expected = if (xh - xl) / (hi - lo) >= rules::STABLE_RANGE_FRACTION { "int8 calibrated" } else { "int8 dynamic" };
-    assert_eq!(auto[0].choice, expected, "{}", auto[0].reason);
+    // Auto: calibrated where every calibration image filled most of the
+    // range, the frame's own range where one image used little of it.
+    let small: Vec<f32> = x.iter().map(|v| v * 0.1).collect();
+    let stable = Calibration::from_values([(input.as_str(), vec![&x[..], &x[..]])]);
+    let unstable = Calibration::from_values([(input.as_str(), vec![&x[..], &small[..]])]);
+    let (_, auto) = convert(&model, Some(&stable), &KeepFp32::default()).unwrap();
+    assert_eq!(auto[0].choice, "int8 calibrated", "{}", auto[0].reason);
+    let (_, auto) = convert(&model, Some(&unstable), &KeepFp32::default()).unwrap();
+    assert_eq!(auto[0].choice, "int8 dynamic", "{}", auto[0].reason);
+    assert!(auto[0].reason.contains("10%"), "{}", auto[0].reason);
     // Calibrated without a calibration is an error naming the problem.
     let e = convert_with(&model, None, &KeepFp32::default(), &options).unwrap_err().to_string();
     assert!(e.contains("calibration"), "{e}");
@@ -191,5 +195,46 @@ fn each_role_gets_its_plan_and_the_graph_stays_close_to_fp32() {
         // Two int8 layers in a row: a few steps of 1/127 relative each.
         assert!(drift <= 0.03 * range, "{name}: drift {drift}, range {range}");
         assert!(drift > 0.0, "{name}: quantization must change something");
+    }
+}
+
+/// A weight over tract's 4 MiB folding budget as f32, stored int8 in slices:
+/// it must be dequantized once at load (no conversion left in the plan) and
+/// give the same product as the dequantized weight.
+#[test]
+fn a_large_weights_only_layer_is_folded_at_load() {
+    let (k, n) = (1100, 1000);
+    let mut g = GraphBuilder::new("t");
+    let x = g.input("x", ElemType::F32, &[1, k]).unwrap();
+    let w = values(k * n, 5, 0.3);
+    let y = g.scoped("sp/visual", |g| {
+        let wn = g.initializer_f32("weight_t", &[k, n], &w).unwrap();
+        g.node("MatMul", &[&x, &wn], &[])
+    });
+    g.output(&y, "y", ElemType::F32, &[1, n]).unwrap();
+    let model = g.finish();
+    let (q, choices) = convert(&model, None, &KeepFp32::default()).unwrap();
+    assert_eq!(choices[0].choice, "int8 weights only");
+    assert_eq!(choices[0].weight_bytes_after, k * n + 4 * n);
+    let o = ops(&q);
+    assert_eq!(o.iter().filter(|op| *op == "DequantizeLinear").count(), 2, "{o:?}");
+    assert!(o.contains(&"Concat".to_string()));
+    let plan = tract_onnx::onnx()
+        .model_for_proto_model(&q.proto)
+        .unwrap()
+        .with_input_fact(0, f32::fact([1, k]).into())
+        .unwrap()
+        .into_optimized()
+        .unwrap();
+    let left: Vec<String> = plan.nodes().iter().map(|n| n.op().name().to_string()).collect();
+    assert!(left.iter().all(|op| ["Source", "Const", "OptMatMulPack", "OptMatMul"].contains(&op.as_str())), "{left:?}");
+    let xs = values(k, 8, 1.0);
+    let want = &run(&model, &[(&[1, k], xs.clone())])[0];
+    let got = &run(&q, &[(&[1, k], xs.clone())])[0];
+    let sw = weights::per_column(&w, k, n).scales;
+    let l1: f32 = xs.iter().map(|v| v.abs()).sum();
+    for j in 0..n {
+        let bound = l1 * sw[j] / 2.0 * 1.001 + 1e-5;
+        assert!((got[j] - want[j]).abs() <= bound, "{j}: {} vs {}, bound {bound}", got[j], want[j]);
     }
 }
