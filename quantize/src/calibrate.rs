@@ -82,6 +82,9 @@ impl Calibration {
         images: &[PathBuf],
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Calibration, QuantizeError> {
+        if images.is_empty() {
+            return Err(QuantizeError::Calibration("no calibration images".into()));
+        }
         let origin = Path::new("(model being quantized)");
         let info = ModelInfo::from_proto(origin, &model.proto, 0)
             .map_err(|e| QuantizeError::Input { path: origin.to_path_buf(), problem: e.to_string() })?;

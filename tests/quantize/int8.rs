@@ -125,4 +125,6 @@ fn an_unreadable_calibration_image_is_named() {
     std::fs::write(&bad, b"definitely not a png").unwrap();
     let e = Calibration::collect(&model, std::slice::from_ref(&bad), &mut |_, _| {}).unwrap_err().to_string();
     assert!(e.contains("not-an-image.png"), "{e}");
+    let e = Calibration::collect(&model, &[], &mut |_, _| {}).unwrap_err().to_string();
+    assert!(e.contains("no calibration images"), "{e}");
 }

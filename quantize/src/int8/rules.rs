@@ -24,7 +24,10 @@
 //!   int8 and computed in f32. ConvInteger is not used: ONNX Runtime 1.20's
 //!   CPU ConvInteger takes u8 weights only (int8: NOT_IMPLEMENTED), which
 //!   would mean asymmetric weights and a per-window weight zero point
-//!   correction; QLinearConv would need calibrated output ranges.
+//!   correction; QLinearConv would need calibrated output ranges. Measured
+//!   with u8 weights on a layer1 conv (64 -> 64, 3x3, 56x56): 6.2 ms f32,
+//!   4.7 ms ConvInteger, of which 3.4 ms is tract's quantized im2col: about
+//!   5% of a frame to gain, left for later.
 
 use crate::calibrate::{Calibration, RangeMethod};
 use crate::{KeepFp32, QuantizeError};
@@ -139,10 +142,10 @@ fn choose_activation(
             Ok(Decision { kind: Plan::Dynamic, reason: "no calibration: the frame's own range".into() })
         }
         (ActivationMode::Auto, Some(c)) => {
-            let o = c.observed(&layer.input).ok_or_else(|| {
-                QuantizeError::Calibration(format!("`{}` (input of `{}`) was not calibrated", layer.input, layer.name))
-            })?;
-            let (lo, hi) = c.range(&layer.input, options.range).expect("observed");
+            let missing =
+                || QuantizeError::Calibration(format!("`{}` (input of `{}`) was not calibrated", layer.input, layer.name));
+            let o = c.observed(&layer.input).ok_or_else(missing)?;
+            let (lo, hi) = c.range(&layer.input, options.range).ok_or_else(missing)?;
             let span = (hi - lo).max(f32::MIN_POSITIVE);
             let worst = o.per_image.iter().map(|(a, b)| (b.max(0.0) - a.min(0.0)) / span).fold(f32::INFINITY, f32::min);
             if worst >= STABLE_RANGE_FRACTION {
