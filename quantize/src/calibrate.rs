@@ -51,6 +51,9 @@ impl Observed {
 
     /// The `(lo, hi)` quantiles `1 - p` and `p` of the sampled values.
     fn percentile(&self, p: f32) -> (f32, f32) {
+        if self.sample.is_empty() {
+            return (0.0, 0.0);
+        }
         let mut s = self.sample.clone();
         s.sort_by(f32::total_cmp);
         let at = |q: f32| s[((s.len() - 1) as f32 * q).round() as usize];
@@ -214,5 +217,8 @@ mod tests {
         assert_eq!(lo, 0.0);
         assert!(hi < 2.0, "the single outlier is clipped: {hi}");
         assert_eq!(c.range("y", RangeMethod::MinMax), None);
+        // An empty tensor: a degenerate but usable range.
+        let c = Calibration::from_values([("e", vec![&[][..]])]);
+        assert_eq!(c.range("e", RangeMethod::Percentile(0.99)), Some((0.0, 0.0)));
     }
 }
