@@ -83,7 +83,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     for path in &a.models {
         let rss = resident_bytes();
         let start = Instant::now();
-        let detector = Detector::load_with(path, options).with_context(|| format!("loading {}", path.display()))?;
+        let detector = Detector::load_with(path, options).context("loading a model to bench")?;
         let load = start.elapsed();
         let rss_added = rss.zip(resident_bytes()).map(|(b, a)| a.saturating_sub(b));
         loaded.push(Loaded { detector, load, rss_added, times: Vec::new(), allocations: 0, frames: 0 });
