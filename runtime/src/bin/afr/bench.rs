@@ -35,6 +35,10 @@ pub struct Args {
     /// Threads for inference (more than 1 needs the `multithread` build feature).
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Time tract's run alone (no resize, upsampling or smoothing), to compare
+    /// with another engine on the same ONNX file (scripts/bench_compare.py).
+    #[arg(long)]
+    model_only: bool,
     /// Print machine-readable JSON instead of the table.
     #[arg(long)]
     json: bool,
@@ -56,7 +60,8 @@ struct ModelResult {
     load_ms: f64,
     /// Resident memory added by loading, where the OS reports it (Linux).
     rss_added_bytes: Option<u64>,
-    /// Per frame, `score` end to end (preprocess, tract, upsample, smoothing).
+    /// Per frame: `score` end to end (preprocess, tract, upsample, smoothing),
+    /// or tract alone with --model-only.
     median_ms: f64,
     min_ms: f64,
     p90_ms: f64,
@@ -105,7 +110,11 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             for _ in 0..a.frames {
                 let before = alloc_count::allocations();
                 let start = Instant::now();
-                m.detector.score(&frame, w, h, row, &mut map)?;
+                if a.model_only {
+                    m.detector.run_model_only()?;
+                } else {
+                    m.detector.score(&frame, w, h, row, &mut map)?;
+                }
                 m.times.push(start.elapsed().as_secs_f64() * 1e3);
                 m.allocations += alloc_count::allocations() - before;
                 m.frames += 1;
@@ -142,6 +151,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     if a.json {
         let value = serde_json::json!({
             "frame": [w, h],
+            "model_only": a.model_only,
             "threads": a.threads,
             "rounds": a.rounds,
             "frames_per_round": a.frames,
@@ -149,10 +159,8 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         });
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
-        println!(
-            "{w}x{h} frames, {} thread(s), {} rounds x {} frames per model, interleaved\n",
-            a.threads, a.rounds, a.frames
-        );
+        let what = if a.model_only { "tract alone".to_string() } else { format!("{w}x{h} frames end to end") };
+        println!("{what}, {} thread(s), {} rounds x {} frames per model, interleaved\n", a.threads, a.rounds, a.frames);
         println!("| model | preset | precision | size MB | load ms | median ms | p90 ms | min ms | x first | allocs/frame | RSS added MB |");
         println!("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
         for r in &results {
