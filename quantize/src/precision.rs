@@ -5,7 +5,8 @@ use std::fmt;
 use std::str::FromStr;
 
 /// `afr.precision` of a model file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Precision {
     Fp32,
     Fp16,
