@@ -22,7 +22,7 @@ pub use drift::Drift;
 pub use fp16::Fp16Compute;
 pub use precision::{KeepFp32, Precision};
 pub use report::Report;
-pub use run::{quantize_file, Options, Phase};
+pub use run::{quantize_file, quantize_with_images, ImageSet, Options, Phase};
 
 use std::path::PathBuf;
 

@@ -62,12 +62,41 @@ pub enum Phase {
     Drift,
 }
 
+/// Images named one by one (rather than a folder), with the words the
+/// report describes them by.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageSet {
+    pub paths: Vec<PathBuf>,
+    /// e.g. `the training images of bolt and wood`.
+    pub source: String,
+}
+
 /// Quantizes the AFR model at `input` into `output` as `opts` says.
 /// `progress(phase, done, total)` is called as images are processed.
 pub fn quantize_file(
     input: &Path,
     output: &Path,
     opts: &Options,
+    progress: &mut dyn FnMut(Phase, usize, usize),
+) -> Result<Report, QuantizeError> {
+    let images = match &opts.calibration {
+        Some(dir) => Some(ImageSet {
+            paths: calibration_images(dir, opts.max_calibration_images.max(1))?,
+            source: format!("from {}", dir.display()),
+        }),
+        None => None,
+    };
+    quantize_with_images(input, output, opts, images, progress)
+}
+
+/// As [`quantize_file`], calibrating and measuring on `images` (all of
+/// them) instead of `opts.calibration`; `None`: no calibration, and drift
+/// on seeded random images.
+pub fn quantize_with_images(
+    input: &Path,
+    output: &Path,
+    opts: &Options,
+    images: Option<ImageSet>,
     progress: &mut dyn FnMut(Phase, usize, usize),
 ) -> Result<Report, QuantizeError> {
     let refuse = |path: &Path, problem: String| QuantizeError::Input { path: path.to_path_buf(), problem };
@@ -89,15 +118,14 @@ pub fn quantize_file(
             format!("already quantized (afr.precision = {}): quantize the fp32 export instead", info.precision),
         ));
     }
-    let images = match &opts.calibration {
-        Some(dir) => Some(calibration_images(dir, opts.max_calibration_images.max(1))?),
-        None => None,
-    };
+    if let Some(set) = images.as_ref().filter(|s| s.paths.is_empty()) {
+        return Err(refuse(input, format!("no calibration images ({})", set.source)));
+    }
     let (mut quantized, layers) = match opts.precision {
         Precision::Fp16 => fp16::convert_with(&model, &opts.keep_fp32, opts.fp16_compute)?,
         Precision::Int8 => {
             let calibration = match &images {
-                Some(paths) => Some(Calibration::collect(&model, paths, &mut |i, n| progress(Phase::Calibration, i, n))?),
+                Some(set) => Some(Calibration::collect(&model, &set.paths, &mut |i, n| progress(Phase::Calibration, i, n))?),
                 None => None,
             };
             int8::convert(&model, calibration.as_ref(), &opts.keep_fp32)?
@@ -113,7 +141,7 @@ pub fn quantize_file(
     let checked = (|| {
         let drift = if opts.drift {
             let images = match images {
-                Some(paths) => DriftImages::Files { paths, source: format!("from {}", opts.calibration.as_ref().expect("images come from it").display()) },
+                Some(set) => DriftImages::Files { paths: set.paths, source: set.source },
                 None => DriftImages::Random { count: drift::RANDOM_IMAGES },
             };
             Some(drift::measure(input, &staging, &images, &mut |i, n| progress(Phase::Drift, i, n))?)
