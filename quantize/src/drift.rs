@@ -60,7 +60,7 @@ pub fn measure(
     let size = info.input_size;
     let (count, source) = match images {
         DriftImages::Files { paths, source } => (paths.len(), source.clone()),
-        DriftImages::Random { count } => (*count, format!("{count} seeded random {size}x{size} images (no calibration folder)")),
+        DriftImages::Random { count } => (*count, format!("seeded random {size}x{size} pixels; no calibration folder")),
     };
     let grid = reference.grid();
     let mut map = vec![0.0f32; grid.0 * grid.1];

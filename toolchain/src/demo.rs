@@ -160,7 +160,7 @@ pub fn run(out: &Path, opts: &DemoOptions, device: &Device, step: &mut dyn FnMut
     let picked = CALIBRATION_IMAGES.min(all.len());
     let calibration = ImageSet {
         paths: (0..picked).map(|i| all[i * all.len() / picked].clone()).collect(),
-        source: format!("{picked} of the {} training images", all.len()),
+        source: format!("spread over the {} training images", all.len()),
     };
     for precision in [Precision::Fp16, Precision::Int8] {
         step(&format!("quantizing to {precision} and evaluating it in tract"));
@@ -211,8 +211,9 @@ pub fn run(out: &Path, opts: &DemoOptions, device: &Device, step: &mut dyn FnMut
     let _ = writeln!(md, "## fp32, fp16 and int8\n");
     let _ = writeln!(
         md,
-        "The fp16 and int8 models are made from the fp32 export by afr-quantize, calibrated on {}; drift is the \
-         largest difference from the fp32 model's outputs on those images (raw patch maps, smoothing off).\n",
+        "The fp16 and int8 models are made from the fp32 export by afr-quantize, calibrated on {} images {}; drift \
+         is the largest difference from the fp32 model's outputs on those images (raw patch maps, smoothing off).\n",
+        calibration.paths.len(),
         calibration.source
     );
     md.push_str(&side_by_side(&precisions, bytes));

@@ -52,7 +52,8 @@ struct Cli {
     /// f32 arithmetic (tract turns the weights back to f32 at load; the
     /// fastest on x86-64, which has no f16 kernels). `matmul`: the
     /// backbone's matrix products in f16 too, for CPUs with native f16
-    /// arithmetic (aarch64 with FEAT_FP16); slower on x86-64.
+    /// arithmetic (aarch64 with FEAT_FP16); a quarter slower on x86-64.
+    /// Convolutions stay f32 in both modes.
     #[arg(long, value_name = "MODE", default_value = "storage", value_parser = parse_compute)]
     fp16_compute: Fp16Compute,
     /// Skip the drift measurement (the model is still loaded in tract once).
