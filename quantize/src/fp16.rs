@@ -120,7 +120,7 @@ pub fn convert_with(
             i += 1;
             continue;
         }
-        if let Some(p) = keep.patterns().iter().find(|p| KeepFp32::new([p.as_str()]).matches(&node.name)) {
+        if let Some(p) = keep.matching(&node.name) {
             layers.push(kept(format!("--keep-fp32 `{p}`")));
             i += 1;
             continue;
@@ -138,7 +138,12 @@ pub fn convert_with(
             i += 1;
             continue;
         }
-        if !largest.is_finite() || largest > F16_MAX {
+        if values.iter().any(|v| !v.is_finite()) {
+            layers.push(kept("non-finite values".into()));
+            i += 1;
+            continue;
+        }
+        if largest > F16_MAX {
             layers.push(kept(format!("values up to {largest:e} are beyond f16's range ({F16_MAX})")));
             i += 1;
             continue;
@@ -311,6 +316,8 @@ mod tests {
         assert_eq!(fc.choice, "fp32 (kept)");
         assert!(fc.reason.contains("65504"), "{}", fc.reason);
         assert_eq!(run(&q, [1.0, 0.0])[0], 1.0e5 + 0.125);
+        let (_, layers) = convert(&small_model(&[f32::NAN, 0.0, 0.0, 1.0]), &KeepFp32::default()).unwrap();
+        assert_eq!(choice(&layers, "vision/fc").reason, "non-finite values");
         let m = small_model(&[0.1, 2.0, -3.0, 0.5]);
         let (q, layers) = convert(&m, &KeepFp32::new(["vision/*"])).unwrap();
         assert!(choice(&layers, "vision/fc").reason.contains("vision/*"));

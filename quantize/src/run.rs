@@ -103,6 +103,9 @@ pub fn quantize_with_images(
     if opts.precision == Precision::Fp32 {
         return Err(refuse(input, "fp32 is the export's own precision: ask for fp16 or int8".into()));
     }
+    if input.is_dir() {
+        return Err(refuse(input, "is a folder, not a model file".into()));
+    }
     if !input.is_file() {
         return Err(refuse(input, "no such file".into()));
     }
