@@ -8,10 +8,19 @@
    inputs) and must reproduce ``image_score`` and ``anomaly_map`` to within
    the tolerance (1e-4 max abs, DESIGN.md section 4).
 
+A quantized model (``afr-quantize``) is checked against its fp32 source
+instead: the checker and the metadata on the quantized file, then both
+models run in ONNX Runtime on the same seeded inputs (every category row)
+and the largest differences are reported against ``--tolerance`` (DESIGN.md
+section 4: 5e-3 for fp16, 3e-2 for int8). The inputs and outputs must keep
+the fp32 model's names, types and shapes, and every metadata entry but
+``afr.precision`` must be carried over unchanged.
+
 Exits non-zero on any failure.
 
     pip install -r scripts/requirements-onnx.txt
     python scripts/check_onnx.py model.onnx reference.safetensors
+    python scripts/check_onnx.py model.fp16.onnx --against model.onnx --tolerance 5e-3
 """
 
 import argparse
@@ -40,11 +49,19 @@ REQUIRED_METADATA = [
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("model", help="the exported .onnx file")
-    ap.add_argument("reference", help="the --reference-out safetensors file")
-    ap.add_argument("--tolerance", type=float, default=1e-4)
+    ap.add_argument("model", help="the exported (or quantized) .onnx file")
+    ap.add_argument("reference", nargs="?", help="the --reference-out safetensors file")
+    ap.add_argument("--against", metavar="FP32.onnx", help="compare a quantized model with its fp32 source")
+    ap.add_argument("--samples", type=int, default=4, help="seeded random images per category row (--against)")
+    ap.add_argument("--tolerance", type=float, default=None, help="max abs difference (default 1e-4, or 5e-3 with --against)")
     ap.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads")
     args = ap.parse_args()
+    if (args.reference is None) == (args.against is None):
+        ap.error("give either a reference safetensors file or --against FP32.onnx")
+    if args.tolerance is None:
+        args.tolerance = 5e-3 if args.against else 1e-4
+    if args.against:
+        return check_quantized(args)
 
     model = onnx.load(args.model)
     onnx.checker.check_model(model, full_check=True)
@@ -86,6 +103,75 @@ def main() -> int:
         "samples": int(ref["image"].shape[0]),
         "max_abs_diff": {"image_score": d_score, "anomaly_map": d_map},
         "tolerance": args.tolerance,
+        "ok": ok,
+    }, indent=2))
+    return 0 if ok else 1
+
+
+def session(path: str, threads: int) -> ort.InferenceSession:
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+
+
+def signature(values) -> list:
+    return [(v.name, v.type.tensor_type.elem_type, [d.dim_value for d in v.type.tensor_type.shape.dim]) for v in values]
+
+
+def check_quantized(args) -> int:
+    model = onnx.load(args.model)
+    onnx.checker.check_model(model, full_check=True)
+    source = onnx.load(args.against, load_external_data=False)
+    problems = []
+    meta = {p.key: p.value for p in model.metadata_props}
+    source_meta = {p.key: p.value for p in source.metadata_props}
+    missing = [k for k in REQUIRED_METADATA if k not in meta]
+    if missing:
+        problems.append(f"missing metadata {missing}")
+    changed = sorted(k for k in source_meta if k != "afr.precision" and meta.get(k) != source_meta[k])
+    if changed:
+        problems.append(f"metadata not carried over: {changed}")
+    if meta.get("afr.precision") in (None, "fp32"):
+        problems.append(f"afr.precision is {meta.get('afr.precision')!r}")
+    for what, a, b in [("inputs", model.graph.input, source.graph.input), ("outputs", model.graph.output, source.graph.output)]:
+        if signature(a) != signature(b):
+            problems.append(f"graph {what} differ from the fp32 model: {signature(a)} vs {signature(b)}")
+    size = int(meta.get("afr.input_size", "0"))
+    categories = meta.get("afr.categories", "").split(",")
+    del source
+
+    quantized, reference = session(args.model, args.threads), session(args.against, args.threads)
+    names = {x.name for x in quantized.get_inputs()}
+    rng = np.random.default_rng(0)
+    d_score, d_map, runs = 0.0, 0.0, 0
+    for _ in range(args.samples):
+        image = rng.standard_normal((1, 3, size, size)).astype(np.float32)
+        for row in range(len(categories)):
+            feeds = {"image": image, "category": np.array([row], dtype=np.int64)}
+            feeds = {k: v for k, v in feeds.items() if k in names}
+            qs, qm = quantized.run(["image_score", "anomaly_map"], feeds)
+            rs, rm = reference.run(["image_score", "anomaly_map"], feeds)
+            if not (np.isfinite(qs).all() and np.isfinite(qm).all()):
+                problems.append("non-finite outputs")
+            d_score = max(d_score, float(np.abs(qs - rs).max()))
+            d_map = max(d_map, float(np.abs(qm - rm).max()))
+            runs += 1
+
+    ok = not problems and d_score <= args.tolerance and d_map <= args.tolerance
+    print(json.dumps({
+        "model": args.model,
+        "against": args.against,
+        "checker": "ok",
+        "ir_version": model.ir_version,
+        "opset": {o.domain: o.version for o in model.opset_import}.get("", None),
+        "precision": meta.get("afr.precision"),
+        "nodes": len(model.graph.node),
+        "onnxruntime": ort.__version__,
+        "inputs": f"{args.samples} seeded N(0,1) images x {len(categories)} category rows",
+        "runs": runs,
+        "max_abs_diff": {"image_score": d_score, "anomaly_map": d_map},
+        "tolerance": args.tolerance,
+        "problems": problems,
         "ok": ok,
     }, indent=2))
     return 0 if ok else 1

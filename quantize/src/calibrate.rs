@@ -89,8 +89,7 @@ impl Calibration {
             return Err(QuantizeError::Calibration("no calibration images".into()));
         }
         let origin = Path::new("(model being quantized)");
-        let info = ModelInfo::from_proto(origin, &model.proto, 0)
-            .map_err(|e| QuantizeError::Input { path: origin.to_path_buf(), problem: e.to_string() })?;
+        let info = ModelInfo::from_proto(origin, &model.proto, 0)?;
         let graph = model.proto.graph.as_ref().ok_or_else(|| QuantizeError::Input {
             path: origin.to_path_buf(),
             problem: "the model has no graph".into(),

@@ -1,17 +1,28 @@
 //! AFR-CLIP quantization, and the one place that knows the ONNX protobuf
 //! (`onnx`: reading, writing and building models).
 //!
-//! `graph` and `tensor` are the rewriting tools the passes share.
+//! `graph` and `tensor` are the rewriting tools the passes share; `fp16`
+//! and `int8` (with `calibrate`) are the passes; `run` is the front door
+//! ([`quantize_file`]) that the CLI and the demo call, `drift` and `report`
+//! what it hands back.
 
 pub mod calibrate;
+pub mod drift;
+pub mod fp16;
 pub mod graph;
 pub mod images;
 pub mod int8;
 pub mod onnx;
 pub mod precision;
+pub mod report;
+pub mod run;
 pub mod tensor;
 
+pub use drift::Drift;
+pub use fp16::Fp16Compute;
 pub use precision::{KeepFp32, Precision};
+pub use report::Report;
+pub use run::{quantize_file, quantize_with_images, ImageSet, Options, Phase};
 
 use std::path::PathBuf;
 
@@ -23,8 +34,15 @@ pub enum QuantizeError {
     Tensor { name: String, problem: String },
     #[error("{path}: {problem}")]
     Input { path: PathBuf, problem: String },
+    /// The file is not an AFR model, or breaks its contract.
+    #[error(transparent)]
+    Model(#[from] afr_runtime::model_info::ModelError),
+    /// tract could not load or run a model (drift measurement).
+    #[error(transparent)]
+    Detector(#[from] afr_runtime::detector::DetectorError),
     #[error(transparent)]
     Image(#[from] afr_runtime::image_io::ImageError),
+    /// tract could not load or run the fp32 model for calibration.
     #[error("running the model in tract: {0}")]
     Tract(String),
     #[error("calibration: {0}")]
@@ -32,7 +50,7 @@ pub enum QuantizeError {
 }
 
 /// What a pass decided for one layer (a node with weights), for the report.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LayerChoice {
     /// The node's name in the fp32 graph.
     pub node: String,

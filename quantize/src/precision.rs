@@ -5,7 +5,8 @@ use std::fmt;
 use std::str::FromStr;
 
 /// `afr.precision` of a model file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Precision {
     Fp32,
     Fp16,
@@ -57,7 +58,12 @@ impl KeepFp32 {
     }
 
     pub fn matches(&self, name: &str) -> bool {
-        self.patterns.iter().any(|p| glob(p.as_bytes(), name.as_bytes()))
+        self.matching(name).is_some()
+    }
+
+    /// The first pattern that matches `name` (for the report).
+    pub fn matching(&self, name: &str) -> Option<&str> {
+        self.patterns.iter().map(String::as_str).find(|p| glob(p.as_bytes(), name.as_bytes()))
     }
 }
 
@@ -81,6 +87,7 @@ mod tests {
         assert!(k.matches("vision/block7/attn/qkv/MatMul_2"));
         assert!(!k.matches("vision/block10/fc/MatMul"));
         assert!(!KeepFp32::default().matches("anything"));
+        assert_eq!(k.matching("vision/block7/attn/qkv/MatMul_2"), Some("*/qkv/*"));
         assert_eq!("int8".parse::<Precision>(), Ok(Precision::Int8));
         assert!("bf16".parse::<Precision>().unwrap_err().contains("bf16"));
     }

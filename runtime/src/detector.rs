@@ -85,6 +85,10 @@ pub struct Detector {
     state: TypedSimpleState,
     image: Arc<Tensor>,
     category: Arc<Tensor>,
+    /// Whether the optimised graph reads `category` (a model exported
+    /// without CMFR does not, and tract then keeps the unused input alive
+    /// between runs, so it cannot be written in place).
+    category_used: bool,
     score_output: usize,
     map_output: usize,
     grid: (usize, usize),
@@ -135,6 +139,11 @@ impl Detector {
             .into_optimized()
             .map_err(load)?;
         drop(proto);
+        let category_used = model
+            .input_outlets()
+            .ok()
+            .and_then(|inputs| inputs.get(1).copied())
+            .is_some_and(|outlet| !model.outlet_successors(outlet).is_empty());
         let map_fact = model.output_fact(map_output).map_err(load)?.clone();
         let dims: Vec<usize> = map_fact
             .shape
@@ -163,6 +172,7 @@ impl Detector {
         Ok(Detector {
             image: Arc::new(Tensor::zero::<f32>(&[1, 3, s, s]).map_err(load)?),
             category: Arc::new(Tensor::zero::<i64>(&[1]).map_err(load)?),
+            category_used,
             info,
             options,
             state,
@@ -288,6 +298,9 @@ impl Detector {
             for (c, (a, b)) in affine.iter().enumerate() {
                 pixels[c * plane..(c + 1) * plane].iter_mut().for_each(|v| *v = *v * a + b);
             }
+        }
+        if !self.category_used {
+            return Ok(());
         }
         let cat = Arc::get_mut(&mut self.category).ok_or_else(|| internal("category tensor still shared"))?;
         let mut plain = cat.try_as_plain_ram_mut().map_err(|e| internal(&e.to_string()))?;

@@ -220,3 +220,26 @@ fn eval_reports_the_seven_metrics() {
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("d0.png"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn bench_compares_models_side_by_side_and_refuses_bad_ones() {
+    let m = fixture("model.onnx");
+    let out = afr(&["bench", "--model", s(&m), "--model", s(&m), "--frame", "40x30", "--frames", "2", "--rounds", "2", "--warmup", "1", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["frame"], serde_json::json!([40, 30]));
+    let models = v["models"].as_array().unwrap();
+    assert_eq!(models.len(), 2);
+    assert_eq!(models[0]["ratio_to_first"], 1.0);
+    for r in models {
+        let (min, med, p90) = (r["min_ms"].as_f64().unwrap(), r["median_ms"].as_f64().unwrap(), r["p90_ms"].as_f64().unwrap());
+        assert!(min > 0.0 && min <= med && med <= p90, "{r}");
+        assert!(r["allocations_per_frame"].as_f64().unwrap() >= 0.0);
+        assert_eq!(r["precision"], "fp32");
+    }
+    let out = afr(&["bench", "--model", s(&m), "--model", s(&fixture("not_ours.onnx")), "--frames", "1"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("not_ours.onnx"), "{}", text(&out.stderr));
+    let out = afr(&["bench", "--model", s(&m), "--frame", "0x5"]);
+    assert!(!out.status.success());
+}

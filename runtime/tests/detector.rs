@@ -195,3 +195,32 @@ fn a_detector_can_move_to_a_camera_thread() {
     });
     assert!(handle.join().unwrap().unwrap().is_finite());
 }
+
+/// A graph that never reads `category` (an export without CMFR): tract keeps
+/// the unused input alive between runs, and frames after the first must
+/// still score.
+#[test]
+fn a_model_that_ignores_the_category_scores_every_frame() {
+    use prost::Message;
+    let mut proto = tract_onnx::pb::ModelProto::decode(&*std::fs::read(fixture("model.onnx")).unwrap()).unwrap();
+    let graph = proto.graph.as_mut().unwrap();
+    graph.initializer.push(tract_onnx::pb::TensorProto {
+        name: "row0".into(),
+        dims: vec![1],
+        data_type: tract_onnx::pb::tensor_proto::DataType::Int64 as i32,
+        int64_data: vec![0],
+        ..Default::default()
+    });
+    let gather = graph.node.iter_mut().find(|n| n.op_type == "Gather").unwrap();
+    gather.input[1] = "row0".into();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("no_category.onnx");
+    std::fs::write(&path, proto.encode_to_vec()).unwrap();
+    let mut d = Detector::load_with(&path, DetectorOptions { smoothing: false, threads: 1 }).unwrap();
+    let frame = vec![128u8; 16 * 16 * 3];
+    let mut map = vec![0.0; 16 * 16];
+    let first = d.score(&frame, 16, 16, 1, &mut map).unwrap();
+    for row in [0, 1, 2] {
+        assert_eq!(d.score(&frame, 16, 16, row, &mut map).unwrap(), first, "row {row}");
+    }
+}

@@ -1,8 +1,10 @@
 //! The end-to-end demo on a built-in default: a synthetic dataset, training
 //! the tiny preset with seeded random backbones on four categories, export
 //! to ONNX, and evaluation of the exported model in the tract runtime on the
-//! fifth, unseen category; `DIR/report.md` shows the metrics table and a few
-//! heatmaps.
+//! fifth, unseen category; then fp16 and int8 models made from it by
+//! afr-quantize (calibrated on the training images) and evaluated the same
+//! way. `DIR/report.md` shows the three side by side (metrics, file sizes,
+//! drift from fp32) and a few heatmaps.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -13,6 +15,7 @@ use afr_runtime::dataset::{Dataset, Format, Split};
 use afr_runtime::detector::Detector;
 use afr_runtime::report::Report;
 use afr_runtime::{heatmap, image_io};
+use afr_quantize::{ImageSet, Options, Precision};
 use candle_core::Device;
 
 use crate::afr::AfrConfig;
@@ -57,11 +60,32 @@ impl Default for DemoOptions {
     }
 }
 
+/// Calibration images taken from the training set (spread over it).
+const CALIBRATION_IMAGES: usize = 32;
+
 /// What the demo measured.
 #[derive(Debug)]
 pub struct DemoSummary {
+    /// The fp32 model's evaluation.
     pub report: Report,
     pub markdown: PathBuf,
+    /// fp32, fp16 and int8, in that order.
+    pub precisions: Vec<PrecisionResult>,
+}
+
+/// One precision of the exported model, evaluated.
+#[derive(Debug)]
+pub struct PrecisionResult {
+    pub precision: Precision,
+    pub model: PathBuf,
+    /// File size (0 when the model could not be made).
+    pub bytes: u64,
+    /// The evaluation on the unseen category; `None` when the model could
+    /// not be made (`error` says why).
+    pub report: Option<Report>,
+    /// What afr-quantize did and measured (not for fp32).
+    pub quantization: Option<afr_quantize::Report>,
+    pub error: Option<String>,
 }
 
 /// Runs the demo into `out`; `step` is told what starts, `obs` follows training.
@@ -75,13 +99,13 @@ pub fn run(out: &Path, opts: &DemoOptions, device: &Device, step: &mut dyn FnMut
     if run_dir.exists() {
         return Err(DemoError::Setup(format!("{} holds a previous demo; choose another --out", out.display())));
     }
-    let mut timings = Vec::new();
+    let mut timings: Vec<(String, f64, String)> = Vec::new();
 
     step("writing the synthetic dataset");
     let t = Instant::now();
     let synth_cfg = SynthConfig { seed: opts.seed, size: opts.size, ..SynthConfig::default() };
     let written = synth::generate(&data, &synth_cfg, |_, _| {})?;
-    timings.push(("synthetic data", t.elapsed().as_secs_f64(), format!("{} images", written.images)));
+    timings.push(("synthetic data".into(), t.elapsed().as_secs_f64(), format!("{} images", written.images)));
 
     step("training the tiny preset on the seen categories");
     let t = Instant::now();
@@ -104,14 +128,14 @@ pub fn run(out: &Path, opts: &DemoOptions, device: &Device, step: &mut dyn FnMut
     let seconds = t.elapsed().as_secs_f64();
     let log = trainer::read_log(&run_dir);
     let ips = log.iter().map(|l| l["images_per_s"]).sum::<f64>() / log.len().max(1) as f64;
-    timings.push(("training", seconds, format!("{} epochs, {ips:.1} images/s", opts.epochs)));
+    timings.push(("training".into(), seconds, format!("{} epochs, {ips:.1} images/s", opts.epochs)));
 
     step("exporting to ONNX");
     let t = Instant::now();
     let mut table = seen.clone();
     table.push(opts.held_out.clone());
     crate::export::export(&run_dir, Some(&table), &model, None, device)?;
-    timings.push(("export", t.elapsed().as_secs_f64(), "fp32".to_string()));
+    timings.push(("export".into(), t.elapsed().as_secs_f64(), "fp32".to_string()));
 
     step("evaluating the exported model in tract on the unseen category");
     let t = Instant::now();
@@ -119,10 +143,36 @@ pub fn run(out: &Path, opts: &DemoOptions, device: &Device, step: &mut dyn FnMut
     let held = Dataset::open(&data, Format::Mvtec, Split::Test, Some(std::slice::from_ref(&opts.held_out)))?;
     let results = afr_runtime::evaluate::evaluate(&mut detector, &held, |_, _| {})?;
     let report = Report::new(model.display().to_string(), data.display().to_string(), results);
-    timings.push(("evaluation (tract)", t.elapsed().as_secs_f64(), format!("{} images", held.samples.len())));
-    report
-        .write_json(&out.join("report.json"))
-        .map_err(|e| DemoError::Setup(e.to_string()))?;
+    timings.push(("evaluation fp32 (tract)".into(), t.elapsed().as_secs_f64(), format!("{} images", held.samples.len())));
+    let bytes = std::fs::metadata(&model).map_err(|source| DemoError::Io { path: model.clone(), source })?.len();
+    let mut precisions = vec![PrecisionResult {
+        precision: Precision::Fp32,
+        model: model.clone(),
+        bytes,
+        report: Some(report.clone()),
+        quantization: None,
+        error: None,
+    }];
+
+    // The training images are the seen categories' test split (DESIGN.md section 2).
+    let training = Dataset::open(&data, Format::Mvtec, Split::Test, Some(&seen))?;
+    let all: Vec<PathBuf> = training.samples.iter().map(|s| s.image.clone()).collect();
+    let picked = CALIBRATION_IMAGES.min(all.len());
+    let calibration = ImageSet {
+        paths: (0..picked).map(|i| all[i * all.len() / picked].clone()).collect(),
+        source: format!("spread over the {} training images", all.len()),
+    };
+    for precision in [Precision::Fp16, Precision::Int8] {
+        step(&format!("quantizing to {precision} and evaluating it in tract"));
+        let t = Instant::now();
+        let result = quantized(&model, out, precision, &calibration, &held);
+        if let Some(e) = &result.error {
+            step(&format!("no {precision} model: {e}"));
+        }
+        timings.push((format!("{precision}: quantization, drift, evaluation"), t.elapsed().as_secs_f64(), String::new()));
+        precisions.push(result);
+    }
+    write_json(&out.join("report.json"), &report, &precisions)?;
 
     step("drawing heatmaps");
     let heat_dir = out.join("heatmaps");
@@ -158,7 +208,27 @@ pub fn run(out: &Path, opts: &DemoOptions, device: &Device, step: &mut dyn FnMut
         opts.epochs,
         opts.held_out
     );
-    let _ = writeln!(md, "## Metrics (percent)\n\n{}", report.to_markdown());
+    let _ = writeln!(md, "## fp32, fp16 and int8\n");
+    let _ = writeln!(
+        md,
+        "The fp16 and int8 models are made from the fp32 export by afr-quantize, calibrated on {} images {}; drift \
+         is the largest difference from the fp32 model's outputs on those images (raw patch maps, smoothing off).\n",
+        calibration.paths.len(),
+        calibration.source
+    );
+    md.push_str(&side_by_side(&precisions, bytes));
+    let _ = writeln!(md, "\n## Metrics (percent)\n");
+    for p in &precisions {
+        let _ = writeln!(md, "### {} (`{}`)\n", p.precision, file_name(&p.model));
+        match (&p.report, &p.error) {
+            (Some(r), _) => {
+                let _ = writeln!(md, "{}", r.to_markdown());
+            }
+            (None, e) => {
+                let _ = writeln!(md, "Not produced: {}\n", e.as_deref().unwrap_or("unknown error"));
+            }
+        }
+    }
     let _ = writeln!(md, "\nRandom backbones know nothing about images: these figures show the pipeline works end to end, not what AFR-CLIP reaches with CLIP's pretrained weights.\n");
     let _ = writeln!(md, "## Timings\n\n| step | seconds | |\n|---|---:|---|");
     for (name, s, what) in &timings {
@@ -168,8 +238,86 @@ pub fn run(out: &Path, opts: &DemoOptions, device: &Device, step: &mut dyn FnMut
     for (name, defect, score) in &shown {
         let _ = writeln!(md, "- {defect} (image score {score:.3}): ![{defect}](heatmaps/{name})");
     }
-    let _ = writeln!(md, "\nfp16 and int8 models are not produced yet (afr-quantize is a later issue).");
     let markdown = out.join("report.md");
     afr_runtime::atomic::write_atomic(&markdown, md.as_bytes()).map_err(|source| DemoError::Io { path: markdown.clone(), source })?;
-    Ok(DemoSummary { report, markdown })
+    Ok(DemoSummary { report, markdown, precisions })
+}
+
+/// `out/model.PRECISION.onnx` from the fp32 `model`, evaluated on `held`.
+/// A failure is recorded in the result, not returned: the demo still shows
+/// the other precisions.
+fn quantized(model: &Path, out: &Path, precision: Precision, calibration: &ImageSet, held: &Dataset) -> PrecisionResult {
+    let path = out.join(format!("model.{precision}.onnx"));
+    let made = (|| -> Result<(afr_quantize::Report, Report), String> {
+        let q = afr_quantize::quantize_with_images(model, &path, &Options::new(precision), Some(calibration.clone()), &mut |_, _, _| {})
+            .map_err(|e| e.to_string())?;
+        let mut detector = Detector::load(&path).map_err(|e| e.to_string())?;
+        let results = afr_runtime::evaluate::evaluate(&mut detector, held, |_, _| {}).map_err(|e| e.to_string())?;
+        let report = Report::new(path.display().to_string(), held.root.display().to_string(), results);
+        Ok((q, report))
+    })();
+    match made {
+        Ok((q, report)) => PrecisionResult {
+            precision,
+            bytes: q.bytes_after,
+            model: path,
+            report: Some(report),
+            quantization: Some(q),
+            error: None,
+        },
+        Err(e) => PrecisionResult { precision, model: path, bytes: 0, report: None, quantization: None, error: Some(e) },
+    }
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+/// One row per precision: file, size, drift and the mean metrics.
+fn side_by_side(precisions: &[PrecisionResult], fp32_bytes: u64) -> String {
+    let percent = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.1}", 100.0 * v));
+    let mut md = String::from(
+        "| precision | file | size (MiB) | vs fp32 | map drift | score drift | image AUROC | pixel AUROC | AUPRO |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for p in precisions {
+        let name = file_name(&p.model);
+        let Some(report) = &p.report else {
+            let _ = writeln!(md, "| {} | `{name}` | - | - | - | - | not produced | | |", p.precision);
+            continue;
+        };
+        let drift = p.quantization.as_ref().and_then(|q| q.drift.as_ref());
+        let (map, score) = drift.map_or(("-".into(), "-".into()), |d| (format!("{:.1e}", d.max_abs_map), format!("{:.1e}", d.max_abs_score)));
+        let _ = writeln!(
+            md,
+            "| {} | `{name}` | {:.2} | {:.2} | {map} | {score} | {} | {} | {} |",
+            p.precision,
+            p.bytes as f64 / (1024.0 * 1024.0),
+            p.bytes as f64 / fp32_bytes.max(1) as f64,
+            percent(report.mean.image_auroc),
+            percent(report.mean.pixel_auroc),
+            percent(report.mean.aupro),
+        );
+    }
+    md
+}
+
+/// The fp32 evaluation as DESIGN.md section 3 lays it out, plus
+/// `"precisions": {"fp32"|"fp16"|"int8": {model, bytes, report | error, quantization}}`.
+fn write_json(path: &Path, fp32: &Report, precisions: &[PrecisionResult]) -> Result<(), DemoError> {
+    let mut json: serde_json::Value = serde_json::to_value(fp32).map_err(|e| DemoError::Setup(e.to_string()))?;
+    let mut all = serde_json::Map::new();
+    for p in precisions {
+        let entry = serde_json::json!({
+            "model": p.model.display().to_string(),
+            "bytes": p.bytes,
+            "evaluation": p.report,
+            "quantization": p.quantization,
+            "error": p.error,
+        });
+        all.insert(p.precision.to_string(), entry);
+    }
+    json["precisions"] = serde_json::Value::Object(all);
+    let text = serde_json::to_string_pretty(&json).map_err(|e| DemoError::Setup(e.to_string()))?;
+    afr_runtime::atomic::write_atomic(path, text.as_bytes()).map_err(|source| DemoError::Io { path: path.to_path_buf(), source })
 }

@@ -1,6 +1,8 @@
-//! `afr`: score images, evaluate on a dataset, and describe a model, with an
-//! exported AFR-CLIP ONNX file run by tract.
+//! `afr`: score images, evaluate on a dataset, describe and benchmark a
+//! model, with an exported AFR-CLIP ONNX file run by tract.
 
+mod alloc_count;
+mod bench;
 mod eval;
 mod info;
 mod inputs;
@@ -25,6 +27,8 @@ enum Command {
     Eval(eval::Args),
     /// Describe a model: metadata, categories, input size, precision, size.
     Info(info::Args),
+    /// Latency of models side by side (e.g. fp32, fp16 and int8 of one export).
+    Bench(bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -33,6 +37,7 @@ fn main() -> ExitCode {
         Command::Score(a) => score::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Info(a) => info::run(a),
+        Command::Bench(a) => bench::run(a),
     };
     match result {
         Ok(code) => code,
