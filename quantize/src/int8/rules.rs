@@ -13,10 +13,18 @@
 //!
 //! - Block linears: int8 compute halves their time (395 -> 197 ms incl. the
 //!   activation quantizers); weights only gains nothing (the matmul is f32).
-//! - Calibrated vs per frame: 2-4% faster (no min/max scan), same drift on
-//!   images like the calibration set; a fixed range clips frames that go
-//!   beyond it, so it is used only where the range was stable over the
-//!   calibration images ([`STABLE_RANGE_FRACTION`]).
+//! - Calibrated vs per frame: 2-4% faster (no min/max scan), the same drift
+//!   on images like the calibration set, but twice the drift on images
+//!   unlike it. The demo model (trained on four synthetic categories,
+//!   calibrated on their 32 training images, evaluated on the held-out
+//!   `bolt`): map drift 1.6e-2 calibrated vs 8.6e-3 per frame, score drift
+//!   8.9e-3 vs 4.6e-3 (the fp32 scores span only 2.5e-2 there: image AUROC
+//!   55.3 fp32, 49.3 calibrated, 57.3 per frame; pixel AUROC 56.7, 56.7,
+//!   56.6). Zero-shot anomaly detection scores categories and defects the
+//!   calibration set cannot hold, so [`ActivationMode::Auto`] quantizes
+//!   every block input per frame; calibrated ranges are there on request
+//!   ([`ActivationMode::Calibrated`]) for a fixed line whose images the
+//!   calibration set represents.
 //! - Stage heads in int8 (tried): 1-2% faster on vit-b16, but the trained
 //!   tiny model's map drift rose from 1.0e-3 to 2.1e-2 (of the 3e-2 budget):
 //!   they stay float, as the issue asks.
@@ -87,10 +95,9 @@ pub struct Decision {
 /// coarser step.
 pub const DEFAULT_RANGE: RangeMethod = RangeMethod::MinMax;
 
-/// A calibrated scale is used when every calibration image used at least
-/// this fraction of the calibrated range: then a fixed scale costs at most
-/// log2(1 / fraction) bits against the frame's own range.
-pub const STABLE_RANGE_FRACTION: f32 = 0.5;
+/// Why [`ActivationMode::Auto`] quantizes every block input per frame.
+pub const AUTO_REASON: &str =
+    "per-frame range: calibrated ranges were 2-4% faster but doubled the drift on an unseen category";
 
 pub fn plan(
     layer: &WeightedLayer,
@@ -109,7 +116,7 @@ pub fn plan(
         ),
         Role::ResnetConv => d(
             Plan::WeightsOnly,
-            "SP ResNet conv: ~10% of the compute; int8 storage, dequantized once at load",
+            "SP ResNet conv: int8 storage, f32 compute (ONNX Runtime's ConvInteger needs u8 weights; tract's gains ~25%)",
         ),
         Role::SingleRow => d(Plan::WeightsOnly, "one row per frame: an int8 matmul has nothing to speed up; int8 storage"),
         Role::BlockLinear => choose_activation(layer, calibration, options),
@@ -138,25 +145,7 @@ fn choose_activation(
         (ActivationMode::Calibrated, None) => {
             Err(QuantizeError::Calibration("calibrated activations need calibration images".into()))
         }
-        (ActivationMode::Auto, None) => {
-            Ok(Decision { kind: Plan::Dynamic, reason: "no calibration: the frame's own range".into() })
-        }
-        (ActivationMode::Auto, Some(c)) => {
-            let missing =
-                || QuantizeError::Calibration(format!("`{}` (input of `{}`) was not calibrated", layer.input, layer.name));
-            let o = c.observed(&layer.input).ok_or_else(missing)?;
-            let (lo, hi) = c.range(&layer.input, options.range).ok_or_else(missing)?;
-            let span = (hi - lo).max(f32::MIN_POSITIVE);
-            let worst = o.per_image.iter().map(|(a, b)| (b.max(0.0) - a.min(0.0)) / span).fold(f32::INFINITY, f32::min);
-            if worst >= STABLE_RANGE_FRACTION {
-                calibrated(c, format!("range stable over {} images (each uses >= {:.0}% of it)", c.images(), worst * 100.0))
-            } else {
-                Ok(Decision {
-                    kind: Plan::Dynamic,
-                    reason: format!("range varies over the images (one uses {:.0}% of it): the frame's own range", worst * 100.0),
-                })
-            }
-        }
+        (ActivationMode::Auto, _) => Ok(Decision { kind: Plan::Dynamic, reason: AUTO_REASON.into() }),
     }
 }
 
