@@ -16,7 +16,8 @@ use crate::fp16::{self, Fp16Compute};
 use crate::images::calibration_images;
 use crate::onnx::Model;
 use crate::report::Report;
-use crate::{int8, KeepFp32, Precision, QuantizeError};
+use crate::int8::{self, ActivationMode, Int8Options};
+use crate::{KeepFp32, Precision, QuantizeError};
 
 /// Calibration images used when the caller does not say.
 pub const DEFAULT_MAX_CALIBRATION_IMAGES: usize = 32;
@@ -26,7 +27,8 @@ pub const DEFAULT_MAX_CALIBRATION_IMAGES: usize = 32;
 pub struct Options {
     /// `Fp16` or `Int8`.
     pub precision: Precision,
-    /// A folder of images: int8 calibration, and the drift measurement.
+    /// A folder of images: the drift measurement, and the activation ranges
+    /// of int8 with `ActivationMode::Calibrated`.
     pub calibration: Option<PathBuf>,
     /// At most this many images from `calibration` (spread over the folder).
     pub max_calibration_images: usize,
@@ -34,6 +36,9 @@ pub struct Options {
     pub keep_fp32: KeepFp32,
     /// Where an fp16 model computes (ignored for int8).
     pub fp16_compute: Fp16Compute,
+    /// How an int8 model quantizes activations (ignored for fp16); only
+    /// `Calibrated` runs the calibration images through the fp32 model.
+    pub int8_activations: ActivationMode,
     /// Measure the drift against the fp32 model (two tract runs per image).
     pub drift: bool,
 }
@@ -48,6 +53,7 @@ impl Options {
             max_calibration_images: DEFAULT_MAX_CALIBRATION_IMAGES,
             keep_fp32: KeepFp32::default(),
             fp16_compute: Fp16Compute::default(),
+            int8_activations: ActivationMode::default(),
             drift: true,
         }
     }
@@ -124,14 +130,20 @@ pub fn quantize_with_images(
     if let Some(set) = images.as_ref().filter(|s| s.paths.is_empty()) {
         return Err(refuse(input, format!("no calibration images ({})", set.source)));
     }
+    if opts.precision == Precision::Int8 && opts.int8_activations.needs_calibration() && images.is_none() {
+        return Err(refuse(input, "int8 with calibrated activation ranges needs calibration images".into()));
+    }
     let (mut quantized, layers) = match opts.precision {
         Precision::Fp16 => fp16::convert_with(&model, &opts.keep_fp32, opts.fp16_compute)?,
         Precision::Int8 => {
             let calibration = match &images {
-                Some(set) => Some(Calibration::collect(&model, &set.paths, &mut |i, n| progress(Phase::Calibration, i, n))?),
-                None => None,
+                Some(set) if opts.int8_activations.needs_calibration() => {
+                    Some(Calibration::collect(&model, &set.paths, &mut |i, n| progress(Phase::Calibration, i, n))?)
+                }
+                _ => None,
             };
-            int8::convert(&model, calibration.as_ref(), &opts.keep_fp32)?
+            let int8_options = Int8Options { activations: opts.int8_activations, ..Int8Options::default() };
+            int8::convert_with(&model, calibration.as_ref(), &opts.keep_fp32, &int8_options)?
         }
         Precision::Fp32 => unreachable!("refused above"),
     };

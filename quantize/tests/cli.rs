@@ -70,5 +70,10 @@ fn bad_input_exits_non_zero_naming_the_file() {
     assert!(!o.status.success() && stderr(&o).contains("fp16 or int8"), "{}", stderr(&o));
     let o = quantize(&["--input", s(&fixture("model.onnx")), "--precision", "fp16", "--output", s(&out), "--max-calibration-images", "0"]);
     assert!(!o.status.success() && stderr(&o).contains("positive"), "{}", stderr(&o));
+    let o = quantize(&["--input", s(&fixture("model.onnx")), "--precision", "int8", "--output", s(&out), "--int8-activations", "bogus"]);
+    assert!(!o.status.success() && stderr(&o).contains("calibrated"), "{}", stderr(&o));
+    // Calibrated ranges need a calibration folder.
+    let o = quantize(&["--input", s(&fixture("model.onnx")), "--precision", "int8", "--output", s(&out), "--int8-activations", "calibrated"]);
+    assert!(!o.status.success() && stderr(&o).contains("needs calibration images"), "{}", stderr(&o));
     assert!(!out.exists());
 }

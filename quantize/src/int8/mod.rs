@@ -76,10 +76,11 @@ pub fn weighted_layers(graph: &GraphProto) -> Vec<WeightedLayer> {
 }
 
 /// How the int8 compute layers quantize their activation.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ActivationMode {
     /// By [`rules`]: per frame (measured more robust on unseen categories
     /// for 2-4% of speed; see the rules' table).
+    #[default]
     Auto,
     Dynamic,
     /// Fixed ranges from the calibration (needed): for images like the
@@ -88,6 +89,38 @@ pub enum ActivationMode {
     /// No int8 compute at all: the compute layers are stored int8 and
     /// dequantized at load (for comparison).
     WeightsOnly,
+}
+
+impl ActivationMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Dynamic => "dynamic",
+            Self::Calibrated => "calibrated",
+            Self::WeightsOnly => "weights-only",
+        }
+    }
+
+    /// Whether this mode reads activation ranges from a calibration.
+    pub fn needs_calibration(self) -> bool {
+        self == Self::Calibrated
+    }
+}
+
+impl std::fmt::Display for ActivationMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ActivationMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        [Self::Auto, Self::Dynamic, Self::Calibrated, Self::WeightsOnly]
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| format!("unknown int8 activation mode `{s}` (expected auto, dynamic, calibrated or weights-only)"))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
