@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
+use afr_runtime::detector::{Detector, DetectorOptions};
+
 /// A fresh directory for this process's models and images.
 fn work_dir() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("afr-quantize-{}", std::process::id()));
@@ -59,4 +61,28 @@ pub fn scratch(name: &str) -> PathBuf {
 
 pub fn file_size(path: &Path) -> u64 {
     std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).len()
+}
+
+/// Largest |a - b| of the patch maps and of the image scores (smoothing
+/// off), both models run in tract on `images` against every category row.
+pub fn max_diffs(a: &Path, b: &Path, images: &[PathBuf]) -> (f32, f32) {
+    let options = DetectorOptions { smoothing: false, threads: 1 };
+    let mut da = Detector::load_with(a, options).unwrap();
+    let mut db = Detector::load_with(b, options).unwrap_or_else(|e| panic!("tract loads the quantized file: {e}"));
+    let rows = da.info().categories.len();
+    let grid = da.grid();
+    assert_eq!(db.grid(), grid);
+    let mut out = vec![0.0; grid.0 * grid.1];
+    let (mut map, mut score) = (0f32, 0f32);
+    for path in images {
+        let image = afr_runtime::image_io::load_rgb8(path).unwrap();
+        let (w, h) = (image.width() as usize, image.height() as usize);
+        for row in 0..rows {
+            let sa = da.score_to(image.as_raw(), w, h, row, &mut out, grid).unwrap().image;
+            let sb = db.score_to(image.as_raw(), w, h, row, &mut out, grid).unwrap().image;
+            score = score.max((sa - sb).abs());
+            map = da.patch_map().iter().zip(db.patch_map()).fold(map, |m, (x, y)| m.max((x - y).abs()));
+        }
+    }
+    (map, score)
 }

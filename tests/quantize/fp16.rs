@@ -8,9 +8,8 @@ use std::path::{Path, PathBuf};
 use afr_quantize::onnx::pb::tensor_proto::DataType;
 use afr_quantize::onnx::Model;
 use afr_quantize::{quantize_file, Fp16Compute, KeepFp32, Options, Precision, QuantizeError, Report};
-use afr_runtime::detector::{Detector, DetectorOptions};
 
-use crate::common::{file_size, scratch, synth_images, untrained};
+use crate::common::{file_size, max_diffs, scratch, synth_images, untrained};
 
 /// DESIGN.md section 4.
 const FP16_TOLERANCE: f32 = 5e-3;
@@ -23,32 +22,6 @@ fn quantize(input: &Path, name: &str, opts: &Options) -> (PathBuf, Report) {
     let output = scratch(name);
     let report = quantize_file(input, &output, opts, &mut |_, _, _| {}).unwrap_or_else(|e| panic!("{name}: {e}"));
     (output, report)
-}
-
-/// Largest |a - b| of the patch maps and of the image scores, both models
-/// run in tract on `images` against every row of the category table.
-fn max_diffs(a: &Path, b: &Path, images: &[PathBuf]) -> (f32, f32) {
-    let options = DetectorOptions { smoothing: false, threads: 1 };
-    let mut da = Detector::load_with(a, options).unwrap();
-    let mut db = Detector::load_with(b, options).unwrap();
-    let rows = da.info().categories.len();
-    assert_eq!(db.info().categories, da.info().categories);
-    let grid = da.grid();
-    let mut out = vec![0.0; grid.0 * grid.1];
-    let (mut map, mut score) = (0f32, 0f32);
-    for path in images {
-        let image = afr_runtime::image_io::load_rgb8(path).unwrap();
-        let (w, h) = (image.width() as usize, image.height() as usize);
-        for row in 0..rows {
-            let sa = da.score_to(image.as_raw(), w, h, row, &mut out, grid).unwrap().image;
-            let sb = db.score_to(image.as_raw(), w, h, row, &mut out, grid).unwrap().image;
-            score = score.max((sa - sb).abs());
-            for (x, y) in da.patch_map().iter().zip(db.patch_map()) {
-                map = map.max((x - y).abs());
-            }
-        }
-    }
-    (map, score)
 }
 
 /// Images under `dir`, the first `n` in path order.

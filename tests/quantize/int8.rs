@@ -4,16 +4,15 @@
 //! frame (the default, with or without calibration images) and with
 //! calibrated ranges on request; the text tables kept bit for bit.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use afr_quantize::calibrate::{Calibration, RangeMethod};
 use afr_quantize::images::calibration_images;
 use afr_quantize::int8::{self, ActivationMode, Int8Options};
 use afr_quantize::onnx::Model;
 use afr_quantize::{KeepFp32, LayerChoice};
-use afr_runtime::detector::{Detector, DetectorOptions};
 
-use crate::common::{file_size, scratch, synth_images, untrained};
+use crate::common::{file_size, max_diffs, scratch, synth_images, untrained};
 
 /// DESIGN.md section 4.
 const INT8_TOLERANCE: f32 = 3e-2;
@@ -26,30 +25,6 @@ fn convert(model: &Model, name: &str, calibration: Option<&Calibration>, activat
     let path = scratch(name);
     q.write(&path).unwrap();
     (path, choices)
-}
-
-/// Largest |a - b| of the patch maps and of the image scores (smoothing
-/// off), both models run in tract on `images` against every category row.
-fn max_diffs(a: &Path, b: &Path, images: &[PathBuf]) -> (f32, f32) {
-    let options = DetectorOptions { smoothing: false, threads: 1 };
-    let mut da = Detector::load_with(a, options).unwrap();
-    let mut db = Detector::load_with(b, options).unwrap_or_else(|e| panic!("tract loads the int8 file: {e}"));
-    let rows = da.info().categories.len();
-    let grid = da.grid();
-    assert_eq!(db.grid(), grid);
-    let mut out = vec![0.0; grid.0 * grid.1];
-    let (mut map, mut score) = (0f32, 0f32);
-    for path in images {
-        let image = afr_runtime::image_io::load_rgb8(path).unwrap();
-        let (w, h) = (image.width() as usize, image.height() as usize);
-        for row in 0..rows {
-            let sa = da.score_to(image.as_raw(), w, h, row, &mut out, grid).unwrap().image;
-            let sb = db.score_to(image.as_raw(), w, h, row, &mut out, grid).unwrap().image;
-            score = score.max((sa - sb).abs());
-            map = da.patch_map().iter().zip(db.patch_map()).fold(map, |m, (x, y)| m.max((x - y).abs()));
-        }
-    }
-    (map, score)
 }
 
 fn text_tables(m: &Model) -> Vec<afr_quantize::onnx::pb::TensorProto> {
