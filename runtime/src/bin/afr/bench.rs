@@ -2,7 +2,7 @@
 //! side by side: rounds go model after model, so a noisy machine slows each
 //! alike and the ratios to the first model hold. Also tract's heap
 //! allocations per frame (our own code makes none; see tests/no_alloc.rs)
-//! and the resident memory each model adds when loaded.
+//! and the process's resident memory after each model is loaded.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -58,8 +58,10 @@ struct ModelResult {
     input_size: usize,
     file_bytes: u64,
     load_ms: f64,
-    /// Resident memory added by loading, where the OS reports it (Linux).
-    rss_added_bytes: Option<u64>,
+    /// The process's resident memory right after this model was loaded
+    /// (models load in order, so the growth from one to the next is an
+    /// upper bound of what a model holds), where the OS reports it (Linux).
+    rss_after_load_bytes: Option<u64>,
     /// Per frame: `score` end to end (preprocess, tract, upsample, smoothing),
     /// or tract alone with --model-only.
     median_ms: f64,
@@ -75,7 +77,7 @@ struct ModelResult {
 struct Loaded {
     detector: Detector,
     load: Duration,
-    rss_added: Option<u64>,
+    rss: Option<u64>,
     times: Vec<f64>,
     allocations: usize,
     frames: usize,
@@ -86,12 +88,10 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let options = DetectorOptions { smoothing: true, threads: a.threads };
     let mut loaded = Vec::with_capacity(a.models.len());
     for path in &a.models {
-        let rss = resident_bytes();
         let start = Instant::now();
         let detector = Detector::load_with(path, options).context("loading a model to bench")?;
         let load = start.elapsed();
-        let rss_added = rss.zip(resident_bytes()).map(|(b, a)| a.saturating_sub(b));
-        loaded.push(Loaded { detector, load, rss_added, times: Vec::new(), allocations: 0, frames: 0 });
+        loaded.push(Loaded { detector, load, rss: resident_bytes(), times: Vec::new(), allocations: 0, frames: 0 });
     }
     let (w, h) = a.frame;
     let frame = test_frame(w, h);
@@ -138,7 +138,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
                 input_size: info.input_size,
                 file_bytes: info.file_bytes,
                 load_ms: m.load.as_secs_f64() * 1e3,
-                rss_added_bytes: m.rss_added,
+                rss_after_load_bytes: m.rss,
                 median_ms: med,
                 min_ms: sorted[0],
                 p90_ms: sorted[((sorted.len() - 1) as f64 * 0.9).round() as usize],
@@ -161,10 +161,10 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     } else {
         let what = if a.model_only { "tract alone".to_string() } else { format!("{w}x{h} frames end to end") };
         println!("{what}, {} thread(s), {} rounds x {} frames per model, interleaved\n", a.threads, a.rounds, a.frames);
-        println!("| model | preset | precision | size MB | load ms | median ms | p90 ms | min ms | x first | allocs/frame | RSS added MB |");
+        println!("| model | preset | precision | size MB | load ms | median ms | p90 ms | min ms | x first | allocs/frame | RSS after load MB |");
         println!("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
         for r in &results {
-            let rss = r.rss_added_bytes.map_or("-".to_string(), |b| format!("{:.1}", b as f64 / 1e6));
+            let rss = r.rss_after_load_bytes.map_or("-".to_string(), |b| format!("{:.1}", b as f64 / 1e6));
             println!(
                 "| {} | {} | {} | {:.1} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {} |",
                 r.model,
