@@ -1,12 +1,16 @@
 //! The assembled AFR-CLIP model on the tiny preset with seeded random
 //! backbones: shapes, probabilities, every ablation switch changing the
-//! output, and gradients reaching the SP prompts through the frozen ViT.
+//! output, gradients reaching the SP prompts through the frozen ViT and
+//! every tensor from the image term alone, and the head overfitting a batch.
 
 use afr_toolchain::afr::prompts::{PromptSet, TextTables};
 use afr_toolchain::afr::{AfrClip, AfrConfig, ParamStore, SpMode};
 use afr_toolchain::clip::{tokenizer::Tokenizer, Clip};
+use afr_toolchain::nn::bilinear_upsample;
 use afr_toolchain::preset::Preset;
 use afr_toolchain::resnet::ResNet;
+use afr_toolchain::train::adam::{Adam, AdamConfig};
+use afr_toolchain::train::loss::{bce_loss, stage_loss};
 use afr_toolchain::weights::Weights;
 use candle_core::{Device, Tensor};
 
@@ -84,3 +88,68 @@ fn sp_prompts_receive_gradients_through_the_frozen_vit() {
         assert!(gmax > 0.0, "{name}: zero gradient");
     }
 }
+
+/// The image score is the class token's `P_a`: its BCE alone must reach
+/// every trainable tensor on that path (the four adapters, the text linear,
+/// CMFR, SP), or the image term could never be learned.
+#[test]
+fn the_image_term_alone_reaches_every_trainable_tensor() {
+    let (model, params) = build(&AfrConfig::default());
+    let (px, cats) = input();
+    let out = model.forward(&px, &cats).unwrap();
+    let labels = Tensor::new(&[0f32, 1.], &Device::Cpu).unwrap();
+    let grads = bce_loss(&out.image_score, &labels).unwrap().backward().unwrap();
+    for (name, var) in params.vars() {
+        let g = grads.get(var).unwrap_or_else(|| panic!("{name}: no gradient from the image term"));
+        let gmax = g.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(gmax > 0.0, "{name}: zero gradient from the image term");
+    }
+}
+
+/// Overfitting one batch: with the backbones frozen and random, the head
+/// alone must still be able to order two images by their labels and one
+/// image's patches by a mask, i.e. no sign, axis or detached path stops
+/// the image score or the map from following the losses.
+#[test]
+fn the_head_overfits_one_batch() {
+    let dev = Device::Cpu;
+    let (model, params) = build(&AfrConfig::default());
+    let (px, cats) = input();
+    let labels = Tensor::new(&[0f32, 1.], &dev).unwrap();
+    // The second image is anomalous in its top-left quarter.
+    let mut m = vec![0f32; 2 * 64 * 64];
+    for y in 0..32 {
+        for x in 0..32 {
+            m[64 * 64 + y * 64 + x] = 1.0;
+        }
+    }
+    let masks = Tensor::from_vec(m, (2, 64, 64), &dev).unwrap();
+    let loss_of = |out: &afr_toolchain::afr::AfrOutput| {
+        let mut pixel = stage_loss(&bilinear_upsample(&out.stage_maps[0], 64, 64).unwrap(), &masks).unwrap();
+        for map in &out.stage_maps[1..] {
+            pixel = (pixel + stage_loss(&bilinear_upsample(map, 64, 64).unwrap(), &masks).unwrap()).unwrap();
+        }
+        (bce_loss(&out.image_score, &labels).unwrap() + pixel).unwrap()
+    };
+    let first = loss_of(&model.forward(&px, &cats).unwrap()).to_scalar::<f32>().unwrap();
+    let mut adam = Adam::new(params.named_vars(), AdamConfig { lr: 1e-2, ..AdamConfig::default() }).unwrap();
+    for _ in 0..STEPS {
+        let loss = loss_of(&model.forward(&px, &cats).unwrap());
+        adam.step(&loss.backward().unwrap()).unwrap();
+    }
+    let out = model.forward(&px, &cats).unwrap();
+    let last = loss_of(&out).to_scalar::<f32>().unwrap();
+    let score = values(&out.image_score);
+    let map = values(&out.anomaly_map.get(1).unwrap());
+    // Mean of the 4x4 top-left patch cells against the rest of the 8x8 grid.
+    let (mut inside, mut outside) = (0f32, 0f32);
+    for (i, p) in map.iter().enumerate() {
+        if i / 8 < 4 && i % 8 < 4 { inside += p / 16.0 } else { outside += p / 48.0 }
+    }
+    eprintln!("loss {first} -> {last}; scores {score:?}; map inside {inside} outside {outside}");
+    assert!(last < 0.5 * first, "loss {first} -> {last}");
+    assert!(score[1] > score[0] + 0.5, "image scores {score:?}");
+    assert!(inside > outside + 0.3, "map inside {inside}, outside {outside}");
+}
+
+const STEPS: usize = 40;
