@@ -3,7 +3,7 @@
 //!
 //! Where the arithmetic happens is a choice ([`Fp16Compute`]):
 //! - `Storage` (the default): each f16 weight goes through a `Cast` to f32,
-//!   which tract folds into a constant at load (see [`FOLD_BUDGET`]), so the
+//!   which tract folds into a constant at load (see [`crate::fold`]), so the
 //!   model computes in f32 as before, on rounded weights.
 //! - `Matmul`: the MatMuls with f16 weights also take f16 activations (a
 //!   `Cast` before, one back to f32 after), for CPUs with native f16
@@ -31,6 +31,7 @@ use std::str::FromStr;
 use tract_onnx::pb::tensor_proto::DataType;
 use tract_onnx::pb::NodeProto;
 
+use crate::fold;
 use crate::graph::Rewriter;
 use crate::onnx::{AttrValue, Model};
 use crate::tensor::{data_bytes, dims_usize, f16_tensor, f32_values};
@@ -156,10 +157,10 @@ pub fn convert_with(
             layers.push(choice("fp16 compute", "MatMul in f16 (--fp16-compute matmul)".into(), after));
             f16_matmul(&mut r, node, &half)
         } else {
-            let (mut nodes, after) = f32_from_f16(&mut r, &weight, &dims, &values, FOLD_BUDGET);
+            let (mut nodes, widened, after) = fold::f16_as_f32(&mut r, &weight, &dims, &values, fold::FOLD_ELEMENTS);
             layers.push(choice("fp16 storage", "f16 weight, cast to f32 at load".into(), after));
             let mut node = node;
-            node.input[1] = nodes.last().expect("at least one Cast").output[0].clone();
+            node.input[1] = widened;
             nodes.push(node);
             nodes
         };
@@ -191,43 +192,6 @@ fn is_head(name: &str) -> bool {
     let second = parts.next().unwrap_or("");
     let stage = first.strip_prefix("stage").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
     (stage && !matches!(second, "proj" | "ln_post")) || first == "mean" || first == "text"
-}
-
-/// Most f32 bytes one `Cast` of a constant may produce and still be folded
-/// into a constant by tract at load: tract-core 0.23.9 folds a node only while
-/// its output stays under `max(input bytes, CONST_FOLD_MEM_BUDGET = 4 MiB)`,
-/// and an f16 -> f32 cast doubles its input. A larger weight left as a Cast
-/// would be converted and re-packed on every frame (measured: slower than
-/// fp32), so it is cast in row blocks under this size and concatenated
-/// (a Concat of constants folds: its output is no larger than its inputs).
-pub const FOLD_BUDGET: usize = 4 << 20;
-
-/// Adds `values` as f16 and the nodes that turn them back into the f32
-/// tensor (a Cast, or Casts of row blocks of at most `budget` f32 bytes and
-/// a Concat). The last node's output is the f32 weight. Returns the nodes
-/// and the f16 bytes stored.
-fn f32_from_f16(r: &mut Rewriter, weight: &str, dims: &[usize], values: &[f32], budget: usize) -> (Vec<NodeProto>, usize) {
-    let rows = dims.first().copied().unwrap_or(1).max(1);
-    let row_len = values.len() / rows;
-    let rows_per_block = (budget / 4 / row_len.max(1)).clamp(1, rows);
-    let mut nodes = Vec::new();
-    let mut bytes = 0;
-    for (k, block) in values.chunks((rows_per_block * row_len).max(1)).enumerate() {
-        let mut block_dims = dims.to_vec();
-        if let Some(d) = block_dims.first_mut() {
-            *d = block.len() / row_len.max(1);
-        }
-        let name = if block.len() == values.len() { format!("{weight}_f16") } else { format!("{weight}_f16/{k}") };
-        let half = r.add_initializer(f16_tensor(&name, &block_dims, block));
-        bytes += data_bytes(r.initializer(&half).expect("just added"));
-        nodes.push(r.new_node(&format!("{name}/Cast"), "Cast", &[&half], &[("to", to(DataType::Float))]));
-    }
-    if nodes.len() > 1 {
-        let parts: Vec<String> = nodes.iter().map(|n| n.output[0].clone()).collect();
-        let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
-        nodes.push(r.new_node(&format!("{weight}_f16/Concat"), "Concat", &parts, &[("axis", AttrValue::Int(0))]));
-    }
-    (nodes, bytes)
 }
 
 fn to(t: DataType) -> AttrValue {
@@ -374,10 +338,10 @@ mod tests {
         let mut r = Rewriter::new(m.proto.graph.clone().unwrap());
         let w = r.nodes()[0].input[1].clone();
         let values = f32_values(r.initializer(&w).unwrap()).unwrap();
-        let (mut nodes, _) = f32_from_f16(&mut r, &w, &[1100, 1024], &values, usize::MAX);
+        let (mut nodes, widened, _) = fold::f16_as_f32(&mut r, &w, &[1100, 1024], &values, usize::MAX);
         assert_eq!(nodes.len(), 1);
         let mut matmul = r.nodes()[0].clone();
-        matmul.input[1] = nodes[0].output[0].clone();
+        matmul.input[1] = widened;
         nodes.push(matmul);
         r.replace(0, nodes);
         let mut one = m.clone();
@@ -392,14 +356,15 @@ mod tests {
         let w = r.nodes()[0].input[1].clone();
         let values = f32_values(r.initializer(&w).unwrap()).unwrap();
         // 2 rows of 3 f32 per block: 4 blocks (2, 2, 2, 1 rows) and a Concat.
-        let (nodes, bytes) = f32_from_f16(&mut r, &w, &[7, 3], &values, 24);
+        let (nodes, widened, bytes) = fold::f16_as_f32(&mut r, &w, &[7, 3], &values, 6);
         assert_eq!(nodes.len(), 5);
         assert_eq!(bytes, 7 * 3 * 2);
         let last = r.initializer(&format!("{w}_f16/3")).unwrap();
         assert_eq!(last.dims, [1, 3]);
         let mut q = m.clone();
         let mut matmul = r.nodes()[0].clone();
-        matmul.input[1] = nodes.last().unwrap().output[0].clone();
+        assert_eq!(widened, nodes.last().unwrap().output[0]);
+        matmul.input[1] = widened;
         let mut all = nodes;
         all.push(matmul);
         r.replace(0, all);

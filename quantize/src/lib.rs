@@ -8,6 +8,7 @@
 
 pub mod calibrate;
 pub mod drift;
+pub mod fold;
 pub mod fp16;
 pub mod graph;
 pub mod images;

@@ -7,9 +7,10 @@ use std::collections::{HashMap, HashSet};
 use half::f16;
 use tract_onnx::pb::tensor_proto::DataType;
 
+use crate::fold;
 use crate::graph::Rewriter;
 use crate::onnx::AttrValue;
-use crate::tensor::{dims_usize, f16_tensor, f32_tensor, f32_values, i8_tensor};
+use crate::tensor::{dims_usize, f32_tensor, f32_values, i8_tensor};
 use crate::{KeepFp32, QuantizeError};
 
 use super::{weights, WeightedLayer};
@@ -35,11 +36,11 @@ pub fn weights_only(
     let matmul = layer.op == "MatMul";
     let q = if matmul { weights::per_column(values, dims[0], dims[1]) } else { weights::per_leading_axis(values, dims[0]) };
     let base = format!("{}/dequantize_weight", layer.name);
-    let row = values.len() / dims[0].max(1);
+    let (ranges, row) = fold::slices(dims, fold::FOLD_ELEMENTS);
     let mut parts = Vec::new();
     let mut nodes = Vec::new();
     let shared_scale = matmul.then(|| rw.add_initializer(f32_tensor(&format!("{}_scale", layer.weight), &[q.scales.len()], &q.scales)));
-    for (lo, hi) in chunks(dims[0], row) {
+    for (lo, hi) in ranges {
         let mut part_dims = dims.to_vec();
         part_dims[0] = hi - lo;
         let wq = rw.add_initializer(i8_tensor(&format!("{}_int8", layer.weight), &part_dims, &q.values[lo * row..hi * row]));
@@ -53,40 +54,12 @@ pub fn weights_only(
         exact.insert(wq);
         exact.insert(ws);
     }
-    let weight = join(rw, &base, parts, &mut nodes);
+    let weight = fold::join(rw, &base, parts, &mut nodes);
     let mut node = rw.nodes()[layer.index].clone();
     node.input[1] = weight;
     nodes.push(node);
     rw.replace(layer.index, nodes);
     Ok(q.values.len() + 4 * q.scales.len())
-}
-
-/// tract 0.23.9 folds a constant op at load only when its output stays
-/// within 4 MiB (`CONST_FOLD_MEM_BUDGET`) or the size of its inputs: a
-/// larger weight dequantized or cast to f32 in one piece would be converted
-/// again on every frame (measured: a weights-only vit-b16 slower than fp32).
-/// So large weights are stored in slices along axis 0 of at most this many
-/// elements, each converted alone, then concatenated (which folds: its output
-/// is as large as its inputs).
-pub const FOLD_CHUNK_ELEMENTS: usize = 1 << 20;
-
-/// `[lo, hi)` ranges of axis 0 (length `rows`, `row` elements each) whose
-/// slices hold at most [`FOLD_CHUNK_ELEMENTS`].
-fn chunks(rows: usize, row: usize) -> Vec<(usize, usize)> {
-    let per = (FOLD_CHUNK_ELEMENTS / row.max(1)).max(1);
-    (0..rows).step_by(per).map(|lo| (lo, (lo + per).min(rows))).collect()
-}
-
-/// The one tensor of `parts` (axis-0 slices), through a Concat when there are several.
-fn join(rw: &mut Rewriter, base: &str, mut parts: Vec<String>, nodes: &mut Vec<tract_onnx::pb::NodeProto>) -> String {
-    if parts.len() == 1 {
-        return parts.remove(0);
-    }
-    let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
-    let concat = rw.new_node(&format!("{base}/concat"), "Concat", &refs, &[("axis", AttrValue::Int(0))]);
-    let out = concat.output[0].clone();
-    nodes.push(concat);
-    out
 }
 
 /// Stores every large f32 initializer as f16 behind a Cast, except the text
@@ -117,24 +90,9 @@ pub fn f16_storage(
         if values.iter().any(|v| !f16::from_f32(*v).is_finite()) {
             continue;
         }
-        let dims = dims_usize(t);
-        let row = values.len() / dims.first().copied().unwrap_or(1).max(1);
-        let base = format!("{name}/to_f32");
-        let mut parts = Vec::new();
-        let mut nodes = Vec::new();
-        for (lo, hi) in if dims.is_empty() { vec![(0, 1)] } else { chunks(dims[0], row) } {
-            let mut part_dims = dims.clone();
-            if let Some(d) = part_dims.first_mut() {
-                *d = hi - lo;
-            }
-            let h = rw.add_initializer(f16_tensor(&format!("{name}_f16"), &part_dims, &values[lo * row..hi * row]));
-            let cast = rw.new_node(&base, "Cast", &[&h], &[("to", AttrValue::Int(1))]);
-            parts.push(cast.output[0].clone());
-            nodes.push(cast);
-        }
-        let out = join(rw, &base, parts, &mut nodes);
+        let (nodes, out, bytes) = fold::f16_as_f32(rw, &name, &dims_usize(t), &values, fold::FOLD_ELEMENTS);
         renamed.insert(name.clone(), out);
-        stored.insert(name, 2 * values.len());
+        stored.insert(name, bytes);
         casts.extend(nodes);
     }
     if casts.is_empty() {
