@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use afr_runtime::model_info::ModelInfo;
-use afr_runtime::preprocess::{Resizer, CLIP_MEAN, CLIP_STD};
+use afr_runtime::preprocess::{renormalisation, renormalise, Resizer};
 use tract_onnx::pb::ValueInfoProto;
 use tract_onnx::prelude::*;
 
@@ -120,11 +120,14 @@ impl Calibration {
 
         let mut tensors: BTreeMap<String, Observed> = names.iter().map(|n| (n.clone(), Observed::new())).collect();
         let category = Tensor::from_shape(&[1], &[0i64]).map_err(tract)?;
+        let affine = renormalisation(&info.mean, &info.std);
         for (done, path) in images.iter().enumerate() {
             let rgb = afr_runtime::image_io::load_rgb8(path)?;
             let (w, h) = (rgb.width() as usize, rgb.height() as usize);
             let mut pixels = Resizer::new((w, h), (s, s)).run(rgb.as_raw());
-            renormalise(&mut pixels, &info.mean, &info.std);
+            if let Some(affine) = &affine {
+                renormalise(&mut pixels, affine);
+            }
             let image = Tensor::from_shape(&[1, 3, s, s], &pixels).map_err(tract)?;
             let outputs = plan.run(tvec![image.clone().into(), category.clone().into()]).map_err(tract)?;
             for (name, out) in names.iter().zip(&outputs[first..]) {
@@ -181,19 +184,6 @@ impl Calibration {
             RangeMethod::Percentile(p) => o.percentile(p),
         };
         Some((lo.min(0.0), hi.max(0.0)))
-    }
-}
-
-/// The runtime's input for a model whose mean and std are not CLIP's (the
-/// resizer normalises with CLIP's): the same affine map as the detector's.
-fn renormalise(pixels: &mut [f32], mean: &[f32; 3], std: &[f32; 3]) {
-    if *mean == CLIP_MEAN && *std == CLIP_STD {
-        return;
-    }
-    let plane = pixels.len() / 3;
-    for c in 0..3 {
-        let (a, b) = (CLIP_STD[c] / std[c], (CLIP_MEAN[c] - mean[c]) / std[c]);
-        pixels[c * plane..(c + 1) * plane].iter_mut().for_each(|v| *v = *v * a + b);
     }
 }
 

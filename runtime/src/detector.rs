@@ -21,7 +21,7 @@ use tract_onnx::prelude::*;
 use crate::image_io::MAX_DIMENSION;
 use crate::model_info::{read_proto, ModelError, ModelInfo};
 use crate::postprocess::Upsampler;
-use crate::preprocess::{Resizer, CLIP_MEAN, CLIP_STD};
+use crate::preprocess::{renormalisation, renormalise, Resizer};
 
 /// Source sizes (and output sizes) kept prepared at once; a camera has one.
 const CACHED_SIZES: usize = 4;
@@ -162,10 +162,7 @@ impl Detector {
         };
         let plan = model.into_runnable().map_err(load)?;
         let state = TypedSimpleState::new(&plan).map_err(load)?;
-        let renormalise = (info.mean != CLIP_MEAN || info.std != CLIP_STD).then(|| {
-            // x_model = (v - m) / s with v = x_clip * s_clip + m_clip.
-            std::array::from_fn(|c| (CLIP_STD[c] / info.std[c], (CLIP_MEAN[c] - info.mean[c]) / info.std[c]))
-        });
+        let renormalise = renormalisation(&info.mean, &info.std);
         #[cfg(feature = "multithread")]
         let executor = (options.threads > 1)
             .then(|| tract_onnx::tract_core::internal::tract_linalg::multithread::Executor::multithread(options.threads));
@@ -293,11 +290,8 @@ impl Detector {
         let mut plain = image.try_as_plain_ram_mut().map_err(|e| internal(&e.to_string()))?;
         let pixels = plain.as_slice_mut::<f32>().map_err(|e| internal(&e.to_string()))?;
         resizer.resize_normalize(rgb8, pixels, scratch);
-        if let Some(affine) = self.renormalise {
-            let plane = pixels.len() / 3;
-            for (c, (a, b)) in affine.iter().enumerate() {
-                pixels[c * plane..(c + 1) * plane].iter_mut().for_each(|v| *v = *v * a + b);
-            }
+        if let Some(affine) = &self.renormalise {
+            renormalise(pixels, affine);
         }
         if !self.category_used {
             return Ok(());

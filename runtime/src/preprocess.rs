@@ -14,6 +14,22 @@ pub const CLIP_STD: [f32; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_1];
 pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
 
+/// Per-channel `(scale, shift)` that turns the resizer's CLIP-normalised
+/// planes into planes normalised with `mean` and `std`; `None` when those
+/// are CLIP's. `x_model = (v - m) / s` with `v = x_clip * s_clip + m_clip`.
+pub fn renormalisation(mean: &[f32; 3], std: &[f32; 3]) -> Option<[(f32, f32); 3]> {
+    (*mean != CLIP_MEAN || *std != CLIP_STD)
+        .then(|| std::array::from_fn(|c| (CLIP_STD[c] / std[c], (CLIP_MEAN[c] - mean[c]) / std[c])))
+}
+
+/// Applies [`renormalisation`]'s affine map to planar RGB `pixels` in place.
+pub fn renormalise(pixels: &mut [f32], affine: &[(f32, f32); 3]) {
+    let plane = pixels.len() / 3;
+    for (c, (a, b)) in affine.iter().enumerate() {
+        pixels[c * plane..(c + 1) * plane].iter_mut().for_each(|v| *v = *v * a + b);
+    }
+}
+
 /// Precomputed taps of a separable resampling from one size to another:
 /// built once per (source size, target size), then used per frame without
 /// allocating.
@@ -155,6 +171,19 @@ impl Resizer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn renormalisation_maps_clip_planes_to_another_mean_and_std() {
+        assert_eq!(renormalisation(&CLIP_MEAN, &CLIP_STD), None);
+        let affine = renormalisation(&IMAGENET_MEAN, &IMAGENET_STD).unwrap();
+        // One pixel value v = 0.7 per channel, CLIP-normalised, then mapped.
+        let mut planes: Vec<f32> = (0..3).map(|c| (0.7 - CLIP_MEAN[c]) / CLIP_STD[c]).collect();
+        renormalise(&mut planes, &affine);
+        for c in 0..3 {
+            let want = (0.7 - IMAGENET_MEAN[c]) / IMAGENET_STD[c];
+            assert!((planes[c] - want).abs() < 1e-6, "channel {c}: {} vs {want}", planes[c]);
+        }
+    }
 
     #[test]
     fn a_flat_image_stays_flat_at_any_size() {
