@@ -39,6 +39,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     .with_context(|| format!("evaluating {} on {}", a.run.display(), a.data.display()))?;
     bar.finish_and_clear();
     print!("{}", report.to_markdown());
+    // Rows of categories the run trained on are not zero-shot: say which.
+    let cfg = afr_toolchain::train::run::RunConfig::read(&a.run).with_context(|| format!("reading {}", a.run.display()))?;
+    let seen: Vec<&str> = report.categories.keys().filter(|c| cfg.categories.contains(c)).map(String::as_str).collect();
+    if !seen.is_empty() {
+        println!("\nTrained on: {} (not zero-shot).", seen.join(", "));
+    }
     if let Some(path) = &a.json {
         report.write_json(path)?;
         eprintln!("wrote {}", path.display());
