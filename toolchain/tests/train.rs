@@ -25,6 +25,23 @@ fn losses(run_dir: &Path) -> Vec<f64> {
     trainer::read_log(run_dir).iter().map(|l| l["loss"]).collect()
 }
 
+/// A synthetic set and two run directories to compare: (guard, data, whole, parts).
+fn two_runs() -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path());
+    let (whole, parts) = (dir.path().join("whole"), dir.path().join("parts"));
+    (dir, data, whole, parts)
+}
+
+/// Both runs logged `epochs` epochs with losses within 1e-6.
+fn assert_same_losses(a: &Path, b: &Path, epochs: usize) {
+    let (a, b) = (losses(a), losses(b));
+    assert_eq!((a.len(), b.len()), (epochs, epochs));
+    for (x, y) in a.iter().zip(&b) {
+        assert!((x - y).abs() <= 1e-6, "epoch losses differ: {a:?} vs {b:?}");
+    }
+}
+
 /// Raises the stop flag after `after` batches, as Ctrl-C does.
 struct StopAfter<'a> {
     after: usize,
@@ -43,10 +60,8 @@ impl Observer for StopAfter<'_> {
 
 #[test]
 fn a_resumed_run_equals_an_uninterrupted_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = synth(dir.path());
+    let (_dir, data, whole, parts) = two_runs();
     let dev = Device::Cpu;
-    let (whole, parts) = (dir.path().join("whole"), dir.path().join("parts"));
     let never = AtomicBool::new(false);
     assert_eq!(
         trainer::start(&options(&data, 3), &whole, &dev, &never, &mut ()).unwrap(),
@@ -57,15 +72,10 @@ fn a_resumed_run_equals_an_uninterrupted_one() {
     let mut obs = StopAfter { after: 5, seen: 0, stop: &stop };
     let first = trainer::start(&options(&data, 3), &parts, &dev, &stop, &mut obs).unwrap();
     assert_eq!(first, Outcome::Interrupted { epoch: 1, batch: 2 });
-    let again = trainer::resume(&parts, &dev, &AtomicBool::new(false), &mut ()).unwrap();
+    let again = trainer::resume(&parts, None, &dev, &AtomicBool::new(false), &mut ()).unwrap();
     assert_eq!(again, Outcome::Finished { epochs: 3 });
 
-    let (a, b) = (losses(&whole), losses(&parts));
-    assert_eq!(a.len(), 3);
-    assert_eq!(b.len(), 3);
-    for (x, y) in a.iter().zip(&b) {
-        assert!((x - y).abs() <= 1e-6, "epoch losses differ: {a:?} vs {b:?}");
-    }
+    assert_same_losses(&whole, &parts, 3);
     let cfg = RunConfig::read(&whole).unwrap();
     let ta = run::load_tensors(&whole, run::CHECKPOINT, &cfg, &dev).unwrap();
     let tb = run::load_tensors(&parts, run::CHECKPOINT, &RunConfig::read(&parts).unwrap(), &dev).unwrap();
@@ -73,6 +83,23 @@ fn a_resumed_run_equals_an_uninterrupted_one() {
         let d = (t - &tb[name]).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
         assert!(d <= 1e-6, "{name} differs by {d}");
     }
+}
+
+#[test]
+fn a_finished_run_extended_with_resume_equals_a_longer_one() {
+    let (_dir, data, whole, parts) = two_runs();
+    let dev = Device::Cpu;
+    let never = AtomicBool::new(false);
+    trainer::start(&options(&data, 2), &whole, &dev, &never, &mut ()).unwrap();
+    trainer::start(&options(&data, 1), &parts, &dev, &never, &mut ()).unwrap();
+    // A finished run resumed as it is has nothing left to do.
+    assert_eq!(trainer::resume(&parts, None, &dev, &never, &mut ()).unwrap(), Outcome::Finished { epochs: 1 });
+    // It cannot be shortened below what it trained.
+    let err = trainer::resume(&parts, Some(0), &dev, &never, &mut ()).unwrap_err().to_string();
+    assert!(err.contains("config.json") && err.contains("--epochs 0"), "{err}");
+    assert_eq!(trainer::resume(&parts, Some(2), &dev, &never, &mut ()).unwrap(), Outcome::Finished { epochs: 2 });
+    assert_eq!(RunConfig::read(&parts).unwrap().train.epochs, 2);
+    assert_same_losses(&whole, &parts, 2);
 }
 
 #[test]

@@ -134,8 +134,26 @@ pub fn start(opts: &TrainOptions, out: &Path, device: &Device, stop: &AtomicBool
 }
 
 /// Continues the run in `run_dir` from its last checkpoint.
-pub fn resume(run_dir: &Path, device: &Device, stop: &AtomicBool, obs: &mut dyn Observer) -> Result<Outcome, TrainError> {
-    let cfg = RunConfig::read(run_dir)?;
+/// `epochs`, when given, replaces the run's epoch count: a finished run trains on. It may
+/// not end before the epoch already started (the lr schedule does not depend on it).
+pub fn resume(
+    run_dir: &Path,
+    epochs: Option<usize>,
+    device: &Device,
+    stop: &AtomicBool,
+    obs: &mut dyn Observer,
+) -> Result<Outcome, TrainError> {
+    let mut cfg = RunConfig::read(run_dir)?;
+    if let Some(epochs) = epochs {
+        let started = cfg.progress.epoch + usize::from(cfg.progress.batch > 0);
+        if epochs < started.max(1) {
+            return Err(TrainError::Setup(format!(
+                "{}: the run has trained into epoch {started}; --epochs {epochs} would end it before that",
+                run_dir.join(run::CONFIG).display()
+            )));
+        }
+        cfg.train.epochs = epochs;
+    }
     let format: Format = cfg.train.format.parse().map_err(|e: afr_runtime::dataset::DatasetError| TrainError::Setup(e.to_string()))?;
     let data = Dataset::open(&cfg.train.data, format, Split::Test, Some(&cfg.categories))?;
     let (model, params) = super::model::build(&cfg, &cfg.categories, device)?;

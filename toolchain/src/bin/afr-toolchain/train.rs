@@ -18,8 +18,8 @@ pub struct Args {
     /// config.json and log.jsonl (one line per epoch).
     #[arg(long)]
     out: PathBuf,
-    /// Continue the run in --out from its last checkpoint; every other
-    /// setting is taken from the run's config.json.
+    /// Continue the run in --out from its last checkpoint; every other setting
+    /// but --epochs is taken from the run's config.json.
     #[arg(long)]
     resume: bool,
     /// Backbone preset: vit-l14-336 (the paper's), vit-b16, tiny, or a preset JSON file.
@@ -45,8 +45,10 @@ pub struct Args {
     /// Prompt file replacing models/prompts.json.
     #[arg(long)]
     prompts: Option<PathBuf>,
-    #[arg(long, default_value_t = 100)]
-    epochs: usize,
+    /// Epochs to train [default: 100]. With --resume: the run's new total, to train a
+    /// finished run further.
+    #[arg(long)]
+    epochs: Option<usize>,
     #[arg(long, default_value_t = 4)]
     batch_size: usize,
     /// Base learning rate; epoch e uses lr / (e + 1).
@@ -122,7 +124,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     .context("installing the Ctrl-C handler")?;
     let mut obs = Bar { bar: progress::bar(0, "batches") };
     let outcome = if a.resume {
-        trainer::resume(&a.out, &device, &stop, &mut obs).with_context(|| format!("resuming {}", a.out.display()))?
+        trainer::resume(&a.out, a.epochs, &device, &stop, &mut obs).with_context(|| format!("resuming {}", a.out.display()))?
     } else {
         let opts = TrainOptions {
             preset: a.preset,
@@ -144,7 +146,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 cmfr: !a.no_cmfr,
                 tau: a.tau,
             },
-            epochs: a.epochs,
+            epochs: a.epochs.unwrap_or(100),
             batch_size: a.batch_size,
             lr: a.lr,
             betas: (a.betas[0], a.betas[1]),
