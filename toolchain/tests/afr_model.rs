@@ -12,6 +12,7 @@ use afr_toolchain::resnet::ResNet;
 use afr_toolchain::train::adam::{Adam, AdamConfig};
 use afr_toolchain::train::loss::{bce_loss, stage_loss};
 use afr_toolchain::weights::Weights;
+use candle_core::backprop::GradStore;
 use candle_core::{Device, Tensor};
 
 fn build(cfg: &AfrConfig) -> (AfrClip, ParamStore) {
@@ -75,18 +76,22 @@ fn every_ablation_switch_changes_the_output() {
     }
 }
 
+/// Every trainable tensor has a non-zero gradient in `grads`; `source` ends the messages.
+fn assert_every_tensor_has_a_gradient(params: &ParamStore, grads: &GradStore, source: &str) {
+    for (name, var) in params.vars() {
+        let g = grads.get(var).unwrap_or_else(|| panic!("{name}: no gradient{source}"));
+        let gmax = g.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(gmax > 0.0, "{name}: zero gradient{source}");
+    }
+}
+
 #[test]
 fn sp_prompts_receive_gradients_through_the_frozen_vit() {
     let (model, params) = build(&AfrConfig::default());
     let (px, cats) = input();
     let out = model.forward(&px, &cats).unwrap();
     let loss = (out.anomaly_map.sum_all().unwrap() + out.image_score.sum_all().unwrap()).unwrap();
-    let grads = loss.backward().unwrap();
-    for (name, var) in params.vars() {
-        let g = grads.get(var).unwrap_or_else(|| panic!("{name}: no gradient"));
-        let gmax = g.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-        assert!(gmax > 0.0, "{name}: zero gradient");
-    }
+    assert_every_tensor_has_a_gradient(&params, &loss.backward().unwrap(), "");
 }
 
 /// The image score is the class token's `P_a`: its BCE alone must reach
@@ -99,11 +104,7 @@ fn the_image_term_alone_reaches_every_trainable_tensor() {
     let out = model.forward(&px, &cats).unwrap();
     let labels = Tensor::new(&[0f32, 1.], &Device::Cpu).unwrap();
     let grads = bce_loss(&out.image_score, &labels).unwrap().backward().unwrap();
-    for (name, var) in params.vars() {
-        let g = grads.get(var).unwrap_or_else(|| panic!("{name}: no gradient from the image term"));
-        let gmax = g.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-        assert!(gmax > 0.0, "{name}: zero gradient from the image term");
-    }
+    assert_every_tensor_has_a_gradient(&params, &grads, " from the image term");
 }
 
 /// Overfitting one batch: with the backbones frozen and random, the head

@@ -5,33 +5,20 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::AtomicBool;
 
 use afr_runtime::dataset::{Dataset, Format, Split};
 use afr_runtime::detector::Detector;
 use afr_runtime::metrics::Metrics;
 use afr_runtime::report::Report;
 use afr_toolchain::afr::AfrConfig;
-use afr_toolchain::train::trainer::{self, Outcome};
 use candle_core::Device;
-use common::{tiny_options, tiny_synth};
-
-/// Trains one epoch on the small synthetic set under `dir`; returns (data, run).
-fn trained(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
-    let data = tiny_synth(dir, 2);
-    let run = dir.join("run");
-    let opts = tiny_options(&data, 1, AfrConfig::default());
-    let outcome = trainer::start(&opts, &run, &Device::Cpu, &AtomicBool::new(false), &mut ()).unwrap();
-    assert_eq!(outcome, Outcome::Finished { epochs: 1 });
-    (data, run)
-}
+use common::tiny_run;
 
 #[test]
 fn candle_and_tract_evaluations_agree() {
     let dir = tempfile::tempdir().unwrap();
-    let (data, run) = trained(dir.path());
+    let (data, run) = tiny_run(dir.path(), 2, AfrConfig::default());
     let candle = afr_toolchain::evaluate::evaluate(&run, &data, Format::Mvtec, None, &Device::Cpu, |_, _| {}).unwrap();
 
     let onnx = dir.path().join("model.onnx");
@@ -59,7 +46,7 @@ fn candle_and_tract_evaluations_agree() {
 #[test]
 fn the_cli_prints_the_table_and_writes_the_report() {
     let dir = tempfile::tempdir().unwrap();
-    let (data, run) = trained(dir.path());
+    let (data, run) = tiny_run(dir.path(), 2, AfrConfig::default());
     let json = dir.path().join("report.json");
     let out = Command::new(env!("CARGO_BIN_EXE_afr-toolchain"))
         .args(["evaluate", "--categories", "washer", "--json"])

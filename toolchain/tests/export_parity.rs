@@ -4,28 +4,18 @@
 //! `image_score` and `anomaly_map`, with all modules on and with each
 //! ablation switch.
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
+use std::path::Path;
 
 mod common;
-use common::{tiny_options, tiny_synth};
+use common::tiny_run;
 
 use afr_quantize::onnx::Model;
 use afr_toolchain::afr::{AfrConfig, SpMode};
 use afr_toolchain::export::{export, ExportError, REFERENCE_SAMPLES};
-use afr_toolchain::train::trainer::{self, Outcome};
 use candle_core::Device;
 use tract_onnx::prelude::*;
 
 const TOLERANCE: f32 = 1e-4;
-
-fn train(dir: &Path, afr: AfrConfig) -> PathBuf {
-    let opts = tiny_options(&tiny_synth(dir, 1), 1, afr);
-    let run = dir.join("run");
-    let never = AtomicBool::new(false);
-    assert_eq!(trainer::start(&opts, &run, &Device::Cpu, &never, &mut ()).unwrap(), Outcome::Finished { epochs: 1 });
-    run
-}
 
 struct Reference {
     images: Vec<f32>,
@@ -48,7 +38,7 @@ fn read_reference(path: &Path) -> Reference {
 /// max abs differences (image score, anomaly map).
 fn parity(label: &str, afr: AfrConfig) -> (f32, f32) {
     let dir = tempfile::tempdir().unwrap();
-    let run = train(dir.path(), afr);
+    let (_, run) = tiny_run(dir.path(), 1, afr);
     let (onnx, reference) = (dir.path().join("model.onnx"), dir.path().join("reference.safetensors"));
     let summary = export(&run, None, &onnx, Some(&reference), &Device::Cpu).unwrap();
     assert_eq!(summary.categories, ["fabric", "washer", "object"]);
@@ -123,7 +113,7 @@ fn cmfr_off() {
 #[test]
 fn bad_categories_are_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let run = train(dir.path(), AfrConfig::default());
+    let (_, run) = tiny_run(dir.path(), 1, AfrConfig::default());
     let out = dir.path().join("m.onnx");
     let err = export(&run, Some(&["a,b".to_string()]), &out, None, &Device::Cpu).unwrap_err();
     assert!(matches!(err, ExportError::Categories(_)), "{err}");

@@ -75,3 +75,15 @@ pub fn tiny_options(
         seed: 3,
     }
 }
+
+/// One epoch of the tiny preset on `tiny_synth(dir, test_good)`, so that every trainable
+/// tensor has left its initial value; returns (data, run directory).
+pub fn tiny_run(dir: &std::path::Path, test_good: usize, afr: afr_toolchain::afr::AfrConfig) -> (PathBuf, PathBuf) {
+    use afr_toolchain::train::trainer::{self, Outcome};
+    let data = tiny_synth(dir, test_good);
+    let run = dir.join("run");
+    let never = std::sync::atomic::AtomicBool::new(false);
+    let outcome = trainer::start(&tiny_options(&data, 1, afr), &run, &Device::Cpu, &never, &mut ()).unwrap();
+    assert_eq!(outcome, Outcome::Finished { epochs: 1 });
+    (data, run)
+}
