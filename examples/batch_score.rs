@@ -19,9 +19,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err(usage.into());
     }
     let mut detector = Detector::load(&model)?;
-    let category = detector
-        .category_or_default(&category_name)
-        .ok_or("the model has neither this category nor `object`")?;
+    let category =
+        detector.category_or_default(&category_name).ok_or("the model has neither this category nor `object`")?;
     let mut map = Vec::new();
     let mut failed = 0;
     println!("path,score,map_max");

@@ -60,9 +60,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Everything allocated up front.
     let mut detector = Detector::load_with(&model, DetectorOptions { smoothing: true, threads: 1 })?;
-    let category = detector
-        .category_or_default(&category_name)
-        .ok_or("the model has neither this category nor `object`")?;
+    let category =
+        detector.category_or_default(&category_name).ok_or("the model has neither this category nor `object`")?;
     detector.prepare(WIDTH, HEIGHT)?;
     let mut rgb = vec![0u8; WIDTH * HEIGHT * 3];
     let mut map = vec![0f32; WIDTH * HEIGHT];

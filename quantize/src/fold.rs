@@ -46,7 +46,13 @@ pub fn join(rw: &mut Rewriter, base: &str, mut parts: Vec<String>, nodes: &mut V
 /// `{name}_f16/K` per slice of at most `max_elements`), each behind a Cast to
 /// f32, joined. Returns the new nodes, the f32 tensor's name and the f16
 /// bytes stored.
-pub fn f16_as_f32(rw: &mut Rewriter, name: &str, dims: &[usize], values: &[f32], max_elements: usize) -> (Vec<NodeProto>, String, usize) {
+pub fn f16_as_f32(
+    rw: &mut Rewriter,
+    name: &str,
+    dims: &[usize],
+    values: &[f32],
+    max_elements: usize,
+) -> (Vec<NodeProto>, String, usize) {
     let (ranges, row) = slices(dims, max_elements);
     let single = ranges.len() == 1;
     let mut nodes = Vec::with_capacity(ranges.len() + 1);
@@ -60,7 +66,8 @@ pub fn f16_as_f32(rw: &mut Rewriter, name: &str, dims: &[usize], values: &[f32],
         let part = if single { format!("{name}_f16") } else { format!("{name}_f16/{k}") };
         let half = rw.add_initializer(f16_tensor(&part, &part_dims, &values[lo * row..(hi * row).min(values.len())]));
         bytes += data_bytes(rw.initializer(&half).expect("just added"));
-        let cast = rw.new_node(&format!("{part}/Cast"), "Cast", &[&half], &[("to", AttrValue::Int(DataType::Float as i64))]);
+        let cast =
+            rw.new_node(&format!("{part}/Cast"), "Cast", &[&half], &[("to", AttrValue::Int(DataType::Float as i64))]);
         parts.push(cast.output[0].clone());
         nodes.push(cast);
     }

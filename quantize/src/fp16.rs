@@ -202,7 +202,8 @@ fn to(t: DataType) -> AttrValue {
 /// the MatMul's original output.
 fn f16_matmul(r: &mut Rewriter, mut node: NodeProto, half: &str) -> Vec<NodeProto> {
     let output = node.output[0].clone();
-    let input = r.new_node(&format!("{}/to_f16", node.name), "Cast", &[&node.input[0]], &[("to", to(DataType::Float16))]);
+    let input =
+        r.new_node(&format!("{}/to_f16", node.name), "Cast", &[&node.input[0]], &[("to", to(DataType::Float16))]);
     let product = r.fresh(&format!("{output}/f16"));
     let mut back = r.new_node(&format!("{}/to_f32", node.name), "Cast", &[&product], &[("to", to(DataType::Float))]);
     back.output = vec![output];
@@ -237,7 +238,13 @@ mod tests {
 
     fn run(m: &Model, x: [f32; 2]) -> Vec<f32> {
         use tract_onnx::prelude::*;
-        let plan = tract_onnx::onnx().model_for_proto_model(&m.proto).unwrap().into_optimized().unwrap().into_runnable().unwrap();
+        let plan = tract_onnx::onnx()
+            .model_for_proto_model(&m.proto)
+            .unwrap()
+            .into_optimized()
+            .unwrap()
+            .into_runnable()
+            .unwrap();
         let x = tract_ndarray::arr2(&[x]).into_tensor();
         let c = tract_ndarray::arr1(&[0i64]).into_tensor();
         let out = plan.run(tvec![x.into(), c.into()]).unwrap();
@@ -258,7 +265,10 @@ mod tests {
             assert!(types.contains(&("vision/fc/weight_t_f16".into(), DataType::Float16 as i32)), "{types:?}");
             assert!(!types.iter().any(|(n, _)| n == "vision/fc/weight_t"), "the f32 original is dropped: {types:?}");
             let table = g.initializer.iter().find(|t| t.name == "text/table").unwrap();
-            assert_eq!(table, m.proto.graph.as_ref().unwrap().initializer.iter().find(|t| t.name == "text/table").unwrap());
+            assert_eq!(
+                table,
+                m.proto.graph.as_ref().unwrap().initializer.iter().find(|t| t.name == "text/table").unwrap()
+            );
             assert_eq!(choice(&layers, "vision/fc").weight_bytes_after, 8);
             assert_eq!(choice(&layers, "stage1/adapter").choice, "fp32 (kept)");
             assert_eq!(choice(&layers, "text/").choice, "fp32 (kept)");
@@ -370,7 +380,13 @@ mod tests {
         r.replace(0, all);
         q.proto.graph = Some(r.finish());
         use tract_onnx::prelude::*;
-        let plan = tract_onnx::onnx().model_for_proto_model(&q.proto).unwrap().into_optimized().unwrap().into_runnable().unwrap();
+        let plan = tract_onnx::onnx()
+            .model_for_proto_model(&q.proto)
+            .unwrap()
+            .into_optimized()
+            .unwrap()
+            .into_runnable()
+            .unwrap();
         let x = tract_ndarray::arr2(&[[1f32, 0.0, 0.0, 0.0, 0.0, 0.0, 2.0]]).into_tensor();
         let out = plan.run(tvec![x.into()]).unwrap();
         let y = out[0].try_as_plain_ram().unwrap().as_slice::<f32>().unwrap().to_vec();

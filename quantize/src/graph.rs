@@ -142,8 +142,20 @@ mod tests {
     fn replacing_a_node_keeps_order_and_names_stay_unique() {
         let mut g = GraphProto::default();
         g.initializer.push(f32_tensor("w", &[1], &[2.0]));
-        g.node.push(NodeProto { name: "mul".into(), op_type: "Mul".into(), input: vec!["x".into(), "w".into()], output: vec!["y".into()], ..Default::default() });
-        g.node.push(NodeProto { name: "neg".into(), op_type: "Neg".into(), input: vec!["y".into()], output: vec!["z".into()], ..Default::default() });
+        g.node.push(NodeProto {
+            name: "mul".into(),
+            op_type: "Mul".into(),
+            input: vec!["x".into(), "w".into()],
+            output: vec!["y".into()],
+            ..Default::default()
+        });
+        g.node.push(NodeProto {
+            name: "neg".into(),
+            op_type: "Neg".into(),
+            input: vec!["y".into()],
+            output: vec!["z".into()],
+            ..Default::default()
+        });
         let mut r = Rewriter::new(g);
         assert_eq!(r.consumers()["y"], vec![1]);
         let w2 = r.add_initializer(f32_tensor("w", &[1], &[3.0]));

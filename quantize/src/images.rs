@@ -18,7 +18,10 @@ pub fn calibration_images(dir: &Path, limit: usize) -> Result<Vec<PathBuf>, Quan
     walk(dir, &mut all)?;
     all.sort();
     if all.is_empty() {
-        return Err(QuantizeError::Input { path: dir.to_path_buf(), problem: "no images (png, jpg, bmp, tif) found".into() });
+        return Err(QuantizeError::Input {
+            path: dir.to_path_buf(),
+            problem: "no images (png, jpg, bmp, tif) found".into(),
+        });
     }
     if all.len() <= limit {
         return Ok(all);

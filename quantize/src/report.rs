@@ -40,11 +40,13 @@ impl Report {
         let _ = writeln!(s, "|---|---|---:|");
         let _ = writeln!(s, "| input | `{}` | {} |", self.input.display(), mib(self.bytes_before));
         let _ = writeln!(s, "| output | `{}` | {} |", self.output.display(), mib(self.bytes_after));
-        let _ = writeln!(s, "\nSize ratio: {:.3} ({:.1}% of the input).\n", self.size_ratio(), 100.0 * self.size_ratio());
+        let _ =
+            writeln!(s, "\nSize ratio: {:.3} ({:.1}% of the input).\n", self.size_ratio(), 100.0 * self.size_ratio());
         match &self.drift {
             Some(d) => {
                 let _ = writeln!(s, "## Drift against the fp32 model\n");
-                let _ = writeln!(s, "{} images ({}), category rows: {}.\n", d.images, d.source, d.categories.join(", "));
+                let _ =
+                    writeln!(s, "{} images ({}), category rows: {}.\n", d.images, d.source, d.categories.join(", "));
                 let _ = writeln!(s, "| | max abs | mean abs |");
                 let _ = writeln!(s, "|---|---:|---:|");
                 let _ = writeln!(s, "| anomaly map (patch grid) | {:.3e} | {:.3e} |", d.max_abs_map, d.mean_abs_map);
@@ -138,7 +140,10 @@ mod tests {
         let md = report().to_markdown();
         assert!(md.contains("Size ratio: 0.500"), "{md}");
         assert!(md.contains("| input | `m.onnx` | 4.00 MiB |"), "{md}");
-        assert!(md.contains("| `vision/block1/fc/MatMul` | MatMul | fp16 storage | f16 weight | 2.0 KiB | 1.0 KiB |"), "{md}");
+        assert!(
+            md.contains("| `vision/block1/fc/MatMul` | MatMul | fp16 storage | f16 weight | 2.0 KiB | 1.0 KiB |"),
+            "{md}"
+        );
         assert!(md.contains("a\\|b"), "pipes in reasons are escaped: {md}");
         assert!(md.contains("| anomaly map (patch grid) | 1.500e-4 | 2.000e-5 |"), "{md}");
         assert!(md.contains("3 images (calib/), category rows: bolt, object."), "{md}");

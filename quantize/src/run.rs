@@ -14,9 +14,9 @@ use crate::calibrate::Calibration;
 use crate::drift::{self, DriftImages};
 use crate::fp16::{self, Fp16Compute};
 use crate::images::calibration_images;
+use crate::int8::{self, ActivationMode, Int8Options};
 use crate::onnx::Model;
 use crate::report::Report;
-use crate::int8::{self, ActivationMode, Int8Options};
 use crate::{KeepFp32, Precision, QuantizeError};
 
 /// Calibration images used when the caller does not say.
@@ -173,7 +173,10 @@ pub fn quantize_with_images(
         Ok(v) => v,
         Err(e) => {
             let _ = std::fs::remove_file(&staging);
-            return Err(refuse(output, format!("the quantized model was not written: it failed its check in tract: {e}")));
+            return Err(refuse(
+                output,
+                format!("the quantized model was not written: it failed its check in tract: {e}"),
+            ));
         }
     };
     Ok(Report {
@@ -198,7 +201,10 @@ fn staging_path(output: &Path) -> Result<PathBuf, QuantizeError> {
         _ => PathBuf::from("."),
     };
     if !dir.is_dir() {
-        return Err(QuantizeError::Input { path: output.to_path_buf(), problem: format!("folder {} does not exist", dir.display()) });
+        return Err(QuantizeError::Input {
+            path: output.to_path_buf(),
+            problem: format!("folder {} does not exist", dir.display()),
+        });
     }
     Ok(dir.join(format!(".{name}.unchecked-{}.onnx", std::process::id())))
 }

@@ -31,10 +31,10 @@ pub fn f32_values(t: &TensorProto) -> Result<Vec<f32>, QuantizeError> {
 /// Product of the dims, refusing negative or overflowing ones.
 pub fn element_count(t: &TensorProto) -> Result<usize, QuantizeError> {
     t.dims.iter().try_fold(1usize, |n, &d| {
-        usize::try_from(d).ok().and_then(|d| n.checked_mul(d)).ok_or_else(|| QuantizeError::Tensor {
-            name: t.name.clone(),
-            problem: format!("bad dims {:?}", t.dims),
-        })
+        usize::try_from(d)
+            .ok()
+            .and_then(|d| n.checked_mul(d))
+            .ok_or_else(|| QuantizeError::Tensor { name: t.name.clone(), problem: format!("bad dims {:?}", t.dims) })
     })
 }
 
@@ -79,7 +79,11 @@ pub fn i64_tensor(name: &str, dims: &[usize], data: &[i64]) -> TensorProto {
 
 /// Bytes the initializer's data takes in the file.
 pub fn data_bytes(t: &TensorProto) -> usize {
-    t.raw_data.len() + 4 * t.float_data.len() + 4 * t.int32_data.len() + 8 * t.int64_data.len() + 8 * t.double_data.len()
+    t.raw_data.len()
+        + 4 * t.float_data.len()
+        + 4 * t.int32_data.len()
+        + 8 * t.int64_data.len()
+        + 8 * t.double_data.len()
 }
 
 #[cfg(test)]

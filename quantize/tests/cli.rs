@@ -26,7 +26,16 @@ fn fp16_of_the_contract_model_writes_the_model_and_the_reports() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("model.fp16.onnx");
     let json = dir.path().join("report.json");
-    let o = quantize(&["--input", s(&fixture("model.onnx")), "--precision", "fp16", "--output", s(&out), "--report", s(&json)]);
+    let o = quantize(&[
+        "--input",
+        s(&fixture("model.onnx")),
+        "--precision",
+        "fp16",
+        "--output",
+        s(&out),
+        "--report",
+        s(&json),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let md = String::from_utf8(o.stdout).unwrap();
     assert!(md.starts_with("# fp16 quantization"), "{md}");
@@ -39,7 +48,16 @@ fn fp16_of_the_contract_model_writes_the_model_and_the_reports() {
     assert_eq!(report["drift"]["images"], afr_quantize::drift::RANDOM_IMAGES);
     // The model has no MatMul or Conv: nothing to round, so no drift at all.
     assert_eq!(report["drift"]["max_abs_map"], 0.0);
-    let o = quantize(&["--input", s(&fixture("model.onnx")), "--precision", "fp16", "--output", s(&out), "--json", "--no-drift"]);
+    let o = quantize(&[
+        "--input",
+        s(&fixture("model.onnx")),
+        "--precision",
+        "fp16",
+        "--output",
+        s(&out),
+        "--json",
+        "--no-drift",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(v["drift"].is_null());
@@ -64,16 +82,50 @@ fn bad_input_exits_non_zero_naming_the_file() {
         assert!(e.contains(s(input)) && e.contains(says), "{e}");
         assert!(!out.exists());
     }
-    let o = quantize(&["--input", s(&fixture("model.onnx")), "--precision", "fp16", "--output", s(&dir.path().join("no/such/dir/out.onnx"))]);
+    let o = quantize(&[
+        "--input",
+        s(&fixture("model.onnx")),
+        "--precision",
+        "fp16",
+        "--output",
+        s(&dir.path().join("no/such/dir/out.onnx")),
+    ]);
     assert!(!o.status.success() && stderr(&o).contains("does not exist"), "{}", stderr(&o));
     let o = quantize(&["--input", s(&fixture("model.onnx")), "--precision", "fp32", "--output", s(&out)]);
     assert!(!o.status.success() && stderr(&o).contains("fp16 or int8"), "{}", stderr(&o));
-    let o = quantize(&["--input", s(&fixture("model.onnx")), "--precision", "fp16", "--output", s(&out), "--max-calibration-images", "0"]);
+    let o = quantize(&[
+        "--input",
+        s(&fixture("model.onnx")),
+        "--precision",
+        "fp16",
+        "--output",
+        s(&out),
+        "--max-calibration-images",
+        "0",
+    ]);
     assert!(!o.status.success() && stderr(&o).contains("positive"), "{}", stderr(&o));
-    let o = quantize(&["--input", s(&fixture("model.onnx")), "--precision", "int8", "--output", s(&out), "--int8-activations", "bogus"]);
+    let o = quantize(&[
+        "--input",
+        s(&fixture("model.onnx")),
+        "--precision",
+        "int8",
+        "--output",
+        s(&out),
+        "--int8-activations",
+        "bogus",
+    ]);
     assert!(!o.status.success() && stderr(&o).contains("calibrated"), "{}", stderr(&o));
     // Calibrated ranges need a calibration folder.
-    let o = quantize(&["--input", s(&fixture("model.onnx")), "--precision", "int8", "--output", s(&out), "--int8-activations", "calibrated"]);
+    let o = quantize(&[
+        "--input",
+        s(&fixture("model.onnx")),
+        "--precision",
+        "int8",
+        "--output",
+        s(&out),
+        "--int8-activations",
+        "calibrated",
+    ]);
     assert!(!o.status.success() && stderr(&o).contains("needs calibration images"), "{}", stderr(&o));
     assert!(!out.exists());
 }

@@ -60,14 +60,7 @@ pub enum DetectorError {
     #[error("{path}: inference failed: {detail}")]
     Inference { path: PathBuf, detail: String },
     #[error("{what} buffer has {len} elements, expected {expected} ({width}x{height}{per_pixel})")]
-    BufferSize {
-        what: &'static str,
-        len: usize,
-        expected: usize,
-        width: usize,
-        height: usize,
-        per_pixel: &'static str,
-    },
+    BufferSize { what: &'static str, len: usize, expected: usize, width: usize, height: usize, per_pixel: &'static str },
     #[error("{what} size {width}x{height} is invalid: each side must be in 1..={MAX_DIMENSION}")]
     BadSize { what: &'static str, width: usize, height: usize },
     #[error("category index {index} is out of range: the model has {count} categories")]
@@ -126,7 +119,8 @@ impl Detector {
         let info = ModelInfo::from_proto(path, &proto, file_bytes)?;
         let load = |e: TractError| DetectorError::Load { path: path.to_path_buf(), detail: format!("{e:#}") };
         let s = info.input_size;
-        let outputs: Vec<&str> = proto.graph.as_ref().map(|g| g.output.iter().map(|o| o.name.as_str()).collect()).unwrap_or_default();
+        let outputs: Vec<&str> =
+            proto.graph.as_ref().map(|g| g.output.iter().map(|o| o.name.as_str()).collect()).unwrap_or_default();
         let score_output = outputs.iter().position(|&n| n == "image_score").unwrap_or(0);
         let map_output = outputs.iter().position(|&n| n == "anomaly_map").unwrap_or(1);
         let model = tract_onnx::onnx()
@@ -145,11 +139,11 @@ impl Detector {
             .and_then(|inputs| inputs.get(1).copied())
             .is_some_and(|outlet| !model.outlet_successors(outlet).is_empty());
         let map_fact = model.output_fact(map_output).map_err(load)?.clone();
-        let dims: Vec<usize> = map_fact
-            .shape
-            .as_concrete()
-            .map(|d| d.to_vec())
-            .ok_or_else(|| ModelError::Contract { path: path.to_path_buf(), problem: format!("anomaly_map shape {:?} is not static", map_fact.shape) })?;
+        let dims: Vec<usize> =
+            map_fact.shape.as_concrete().map(|d| d.to_vec()).ok_or_else(|| ModelError::Contract {
+                path: path.to_path_buf(),
+                problem: format!("anomaly_map shape {:?} is not static", map_fact.shape),
+            })?;
         let grid = match dims[..] {
             [1, h, w] if h > 0 && w > 0 => (w, h),
             _ => {
@@ -164,8 +158,9 @@ impl Detector {
         let state = TypedSimpleState::new(&plan).map_err(load)?;
         let renormalise = renormalisation(&info.mean, &info.std);
         #[cfg(feature = "multithread")]
-        let executor = (options.threads > 1)
-            .then(|| tract_onnx::tract_core::internal::tract_linalg::multithread::Executor::multithread(options.threads));
+        let executor = (options.threads > 1).then(|| {
+            tract_onnx::tract_core::internal::tract_linalg::multithread::Executor::multithread(options.threads)
+        });
         Ok(Detector {
             image: Arc::new(Tensor::zero::<f32>(&[1, 3, s, s]).map_err(load)?),
             category: Arc::new(Tensor::zero::<i64>(&[1]).map_err(load)?),
@@ -284,7 +279,8 @@ impl Detector {
         let r = self.resizer_index(width, height);
         let resizer = &self.resizers[r];
         let scratch = &mut self.resize_scratch[..resizer.scratch_len()];
-        let internal = |detail: &str| DetectorError::Inference { path: self.info.path.clone(), detail: detail.to_string() };
+        let internal =
+            |detail: &str| DetectorError::Inference { path: self.info.path.clone(), detail: detail.to_string() };
         // tract drops its references to the inputs at the end of each run.
         let image = Arc::get_mut(&mut self.image).ok_or_else(|| internal("input tensor still shared"))?;
         let mut plain = image.try_as_plain_ram_mut().map_err(|e| internal(&e.to_string()))?;
@@ -321,7 +317,8 @@ impl Detector {
     /// Runs the model, copies the patch map out and checks every value.
     fn infer(&mut self) -> Result<f32, DetectorError> {
         let outputs = self.run_tract()?;
-        let internal = |e: TractError| DetectorError::Inference { path: self.info.path.clone(), detail: format!("{e:#}") };
+        let internal =
+            |e: TractError| DetectorError::Inference { path: self.info.path.clone(), detail: format!("{e:#}") };
         let score_view = outputs[self.score_output].try_as_plain_ram().map_err(internal)?;
         let score = *score_view.as_slice::<f32>().map_err(internal)?.first().unwrap_or(&f32::NAN);
         let map_view = outputs[self.map_output].try_as_plain_ram().map_err(internal)?;

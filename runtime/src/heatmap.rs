@@ -32,7 +32,8 @@ pub fn write_png(path: &Path, image: &RgbImage) -> std::io::Result<()> {
     image
         .write_to(&mut Cursor::new(&mut bytes), ImageFormat::Png)
         .map_err(|e| std::io::Error::other(format!("{}: cannot encode PNG: {e}", path.display())))?;
-    write_atomic(path, &bytes).map_err(|e| std::io::Error::new(e.kind(), format!("{}: cannot write: {e}", path.display())))
+    write_atomic(path, &bytes)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: cannot write: {e}", path.display())))
 }
 
 /// `map` (`height x width`, row-major) as a NumPy `.npy` file of little-endian f32.

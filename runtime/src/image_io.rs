@@ -56,14 +56,7 @@ pub enum ImageError {
         "mask {mask} is {mask_width}x{mask_height} but its image {image} is \
          {image_width}x{image_height}"
     )]
-    MaskSize {
-        image: PathBuf,
-        image_width: u32,
-        image_height: u32,
-        mask: PathBuf,
-        mask_width: u32,
-        mask_height: u32,
-    },
+    MaskSize { image: PathBuf, image_width: u32, image_height: u32, mask: PathBuf, mask_width: u32, mask_height: u32 },
 }
 
 /// The decoder limits applied to every file (see the module documentation).
@@ -115,9 +108,7 @@ pub fn resize_mask(mask: &GrayImage, size: usize) -> Vec<bool> {
 
 /// Reads only the header of `path` and returns (width, height), under the same limits.
 pub fn dimensions(path: &Path) -> Result<(u32, u32), ImageError> {
-    let (width, height) = reader(path)?
-        .into_dimensions()
-        .map_err(|e| classify(path, e))?;
+    let (width, height) = reader(path)?.into_dimensions().map_err(|e| classify(path, e))?;
     check_dimensions(path, width, height)?;
     Ok((width, height))
 }
@@ -143,10 +134,7 @@ pub fn check_mask_size(
 }
 
 /// Loads an image and, when given, its mask, checking that both have the same size.
-pub fn load_pair(
-    image: &Path,
-    mask: Option<&Path>,
-) -> Result<(RgbImage, Option<GrayImage>), ImageError> {
+pub fn load_pair(image: &Path, mask: Option<&Path>) -> Result<(RgbImage, Option<GrayImage>), ImageError> {
     let rgb = load_rgb8(image)?;
     let mask = match mask {
         Some(mask_path) => {
@@ -161,15 +149,7 @@ pub fn load_pair(
 
 fn binarize<T: Copy + PartialEq + Default>(raw: &[T], stride: usize, colour: usize) -> Vec<u8> {
     let zero = T::default();
-    raw.chunks_exact(stride)
-        .map(|px| {
-            if px[..colour].iter().any(|&v| v != zero) {
-                255
-            } else {
-                0
-            }
-        })
-        .collect()
+    raw.chunks_exact(stride).map(|px| if px[..colour].iter().any(|&v| v != zero) { 255 } else { 0 }).collect()
 }
 
 fn reader(path: &Path) -> Result<ImageReader<std::io::BufReader<std::fs::File>>, ImageError> {
@@ -181,14 +161,10 @@ fn reader(path: &Path) -> Result<ImageReader<std::io::BufReader<std::fs::File>>,
         });
     }
     if meta.len() == 0 {
-        return Err(ImageError::Empty {
-            path: path.to_path_buf(),
-        });
+        return Err(ImageError::Empty { path: path.to_path_buf() });
     }
-    let mut reader = ImageReader::open(path)
-        .map_err(|e| io_error(path, e))?
-        .with_guessed_format()
-        .map_err(|e| io_error(path, e))?;
+    let mut reader =
+        ImageReader::open(path).map_err(|e| io_error(path, e))?.with_guessed_format().map_err(|e| io_error(path, e))?;
     reader.limits(limits());
     Ok(reader)
 }
@@ -196,17 +172,12 @@ fn reader(path: &Path) -> Result<ImageReader<std::io::BufReader<std::fs::File>>,
 fn decode(path: &Path) -> Result<DynamicImage, ImageError> {
     let meta = std::fs::metadata(path).map_err(|e| io_error(path, e))?;
     if meta.is_file() && meta.len() > MAX_ALLOC_BYTES {
-        return Err(ImageError::TooLarge {
-            path: path.to_path_buf(),
-            detail: format!("file is {} bytes", meta.len()),
-        });
+        return Err(ImageError::TooLarge { path: path.to_path_buf(), detail: format!("file is {} bytes", meta.len()) });
     }
     // Validates the path (missing, directory, empty) the same way as the header reader.
     drop(reader(path)?);
     let bytes = std::fs::read(path).map_err(|e| io_error(path, e))?;
-    let mut reader = ImageReader::new(Cursor::new(&bytes[..]))
-        .with_guessed_format()
-        .map_err(|e| io_error(path, e))?;
+    let mut reader = ImageReader::new(Cursor::new(&bytes[..])).with_guessed_format().map_err(|e| io_error(path, e))?;
     if reader.format().is_none() {
         if let Ok(format) = ImageFormat::from_path(path) {
             reader.set_format(format);
@@ -215,9 +186,7 @@ fn decode(path: &Path) -> Result<DynamicImage, ImageError> {
     // The JPEG decoder fills a cut-off scan with grey instead of failing: check the end
     // marker ourselves.
     if reader.format() == Some(ImageFormat::Jpeg) && !jpeg_is_complete(&bytes) {
-        return Err(ImageError::Truncated {
-            path: path.to_path_buf(),
-        });
+        return Err(ImageError::Truncated { path: path.to_path_buf() });
     }
     reader.limits(limits());
     let image = reader.decode().map_err(|e| classify(path, e))?;
@@ -244,26 +213,16 @@ fn check_dimensions(path: &Path, width: u32, height: u32) -> Result<(), ImageErr
         });
     }
     if width > MAX_DIMENSION || height > MAX_DIMENSION {
-        return Err(ImageError::TooLarge {
-            path: path.to_path_buf(),
-            detail: format!("{width}x{height}"),
-        });
+        return Err(ImageError::TooLarge { path: path.to_path_buf(), detail: format!("{width}x{height}") });
     }
     Ok(())
 }
 
 fn io_error(path: &Path, e: std::io::Error) -> ImageError {
     match e.kind() {
-        ErrorKind::NotFound => ImageError::Missing {
-            path: path.to_path_buf(),
-        },
-        ErrorKind::UnexpectedEof => ImageError::Truncated {
-            path: path.to_path_buf(),
-        },
-        _ => ImageError::Unreadable {
-            path: path.to_path_buf(),
-            source: e,
-        },
+        ErrorKind::NotFound => ImageError::Missing { path: path.to_path_buf() },
+        ErrorKind::UnexpectedEof => ImageError::Truncated { path: path.to_path_buf() },
+        _ => ImageError::Unreadable { path: path.to_path_buf(), source: e },
     }
 }
 
@@ -272,14 +231,8 @@ fn classify(path: &Path, e: image::ImageError) -> ImageError {
     let path_buf = path.to_path_buf();
     match e {
         image::ImageError::IoError(io) => io_error(path, io),
-        image::ImageError::Limits(l) => ImageError::TooLarge {
-            path: path_buf,
-            detail: l.to_string(),
-        },
-        image::ImageError::Unsupported(u) => ImageError::Unsupported {
-            path: path_buf,
-            detail: u.to_string(),
-        },
+        image::ImageError::Limits(l) => ImageError::TooLarge { path: path_buf, detail: l.to_string() },
+        image::ImageError::Unsupported(u) => ImageError::Unsupported { path: path_buf, detail: u.to_string() },
         image::ImageError::Decoding(d) => {
             let detail = d.to_string();
             // Decoders report a short file in their own words rather than as an io error.
@@ -292,15 +245,9 @@ fn classify(path: &Path, e: image::ImageError) -> ImageError {
             {
                 ImageError::Truncated { path: path_buf }
             } else {
-                ImageError::Corrupt {
-                    path: path_buf,
-                    detail,
-                }
+                ImageError::Corrupt { path: path_buf, detail }
             }
         }
-        other => ImageError::Corrupt {
-            path: path_buf,
-            detail: other.to_string(),
-        },
+        other => ImageError::Corrupt { path: path_buf, detail: other.to_string() },
     }
 }

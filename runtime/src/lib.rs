@@ -4,13 +4,13 @@
 
 pub mod atomic;
 pub mod dataset;
+pub mod detector;
 pub mod evaluate;
 pub mod heatmap;
 pub mod image_io;
 pub mod metrics;
+pub mod model_info;
 pub mod postprocess;
 pub mod preprocess;
 pub mod report;
-pub mod detector;
-pub mod model_info;
 pub use heapless;

@@ -58,12 +58,7 @@ pub enum ModelError {
     #[error("{path}: metadata {key} is missing")]
     MissingKey { path: PathBuf, key: &'static str },
     #[error("{path}: metadata {key} = {value:?} is invalid: {problem}")]
-    BadValue {
-        path: PathBuf,
-        key: &'static str,
-        value: String,
-        problem: String,
-    },
+    BadValue { path: PathBuf, key: &'static str, value: String, problem: String },
     #[error("{path}: afr.format_version {found} is not supported (this runtime reads version {FORMAT_VERSION}); use a matching runtime or re-export")]
     UnknownVersion { path: PathBuf, found: String },
     #[error("{path}: the graph does not follow the AFR contract: {problem}")]
@@ -113,10 +108,7 @@ impl ModelInfo {
             return Err(ModelError::NotOurs { path: path.to_path_buf() });
         }
         let get = |key: &'static str| {
-            metadata
-                .get(key)
-                .map(|v| v.trim())
-                .ok_or(ModelError::MissingKey { path: path.to_path_buf(), key })
+            metadata.get(key).map(|v| v.trim()).ok_or(ModelError::MissingKey { path: path.to_path_buf(), key })
         };
         let bad = |key: &'static str, value: &str, problem: String| ModelError::BadValue {
             path: path.to_path_buf(),
@@ -134,11 +126,10 @@ impl ModelInfo {
             get(key)?;
         }
         let size_text = get("afr.input_size")?;
-        let input_size = size_text
-            .parse::<usize>()
-            .ok()
-            .filter(|s| (1..=MAX_INPUT_SIZE).contains(s))
-            .ok_or_else(|| bad("afr.input_size", size_text, format!("expected an integer in 1..={MAX_INPUT_SIZE}")))?;
+        let input_size =
+            size_text.parse::<usize>().ok().filter(|s| (1..=MAX_INPUT_SIZE).contains(s)).ok_or_else(|| {
+                bad("afr.input_size", size_text, format!("expected an integer in 1..={MAX_INPUT_SIZE}"))
+            })?;
         let triple = |key: &'static str, positive: bool| -> Result<[f32; 3], ModelError> {
             let text = get(key)?;
             let values: Vec<f32> = text
@@ -163,7 +154,8 @@ impl ModelInfo {
             .ok()
             .filter(|s| s.is_finite() && *s >= 0.0)
             .ok_or_else(|| bad("afr.smoothing_sigma", sigma_text, "expected a number >= 0".into()))?;
-        let categories = parse_categories(get("afr.categories")?).map_err(|p| bad("afr.categories", get("afr.categories").unwrap_or(""), p))?;
+        let categories = parse_categories(get("afr.categories")?)
+            .map_err(|p| bad("afr.categories", get("afr.categories").unwrap_or(""), p))?;
         let info = ModelInfo {
             path: path.to_path_buf(),
             format_version,
@@ -229,7 +221,10 @@ pub fn read_proto(path: &Path) -> Result<ModelProto, ModelError> {
         .map_err(|e| ModelError::NotOnnx { path: path.to_path_buf(), detail: e.to_string() })?;
     // An empty or cut-off file can still decode as a message with no graph.
     if proto.graph.as_ref().is_none_or(|g| g.node.is_empty()) {
-        return Err(ModelError::NotOnnx { path: path.to_path_buf(), detail: "no graph (empty or cut-off file)".into() });
+        return Err(ModelError::NotOnnx {
+            path: path.to_path_buf(),
+            detail: "no graph (empty or cut-off file)".into(),
+        });
     }
     Ok(proto)
 }

@@ -48,7 +48,11 @@ impl Upsampler {
 
     /// Scratch length [`Self::run`] needs (smoothing only).
     pub fn scratch_len(&self) -> usize {
-        if self.kernel.len() > 1 { self.size.0 * self.size.1 } else { 0 }
+        if self.kernel.len() > 1 {
+            self.size.0 * self.size.1
+        } else {
+            0
+        }
     }
 
     /// `map` (`grid_h * grid_w`, row-major) -> `out` (`height * width`).
@@ -84,9 +88,7 @@ fn gaussian_kernel(sigma: f32) -> Vec<f32> {
         return vec![1.0];
     }
     let radius = (4.0 * sigma as f64 + 0.5) as i64;
-    let w: Vec<f64> = (-radius..=radius)
-        .map(|i| (-0.5 * (i as f64 / sigma as f64).powi(2)).exp())
-        .collect();
+    let w: Vec<f64> = (-radius..=radius).map(|i| (-0.5 * (i as f64 / sigma as f64).powi(2)).exp()).collect();
     let total: f64 = w.iter().sum();
     w.iter().map(|v| (v / total) as f32).collect()
 }
@@ -144,11 +146,7 @@ mod tests {
         // scipy 1.x: gaussian_filter1d(x, sigma, mode="reflect") (truncate 4).
         let cases: [(&[f32], f32, &[f32]); 2] = [
             (&[0., 0., 1., 0., 0.], 1.0, &[0.05842299, 0.24210528, 0.39894347, 0.24210528, 0.05842299]),
-            (
-                &[1., 0., 0., 0., 0., 0.],
-                1.5,
-                &[0.47893179, 0.3223087, 0.14533552, 0.04359175, 0.0086256, 0.00120664],
-            ),
+            (&[1., 0., 0., 0., 0., 0.], 1.5, &[0.47893179, 0.3223087, 0.14533552, 0.04359175, 0.0086256, 0.00120664]),
         ];
         for (x, sigma, want) in cases {
             let mut d = vec![0f32; x.len()];

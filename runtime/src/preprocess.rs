@@ -92,12 +92,7 @@ impl Taps {
 impl Resizer {
     /// From `src` (width, height) to `dst` (width, height).
     pub fn new(src: (usize, usize), dst: (usize, usize)) -> Self {
-        Self {
-            src,
-            dst,
-            horizontal: Taps::new(src.0, dst.0),
-            vertical: Taps::new(src.1, dst.1),
-        }
+        Self { src, dst, horizontal: Taps::new(src.0, dst.0), vertical: Taps::new(src.1, dst.1) }
     }
 
     pub fn src(&self) -> (usize, usize) {

@@ -12,20 +12,11 @@ use crate::metrics::Metrics;
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
     #[error("{path}: cannot write the report: {source}")]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Write { path: PathBuf, source: std::io::Error },
     #[error("{path}: cannot read the report: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("{path}: not a valid report: {source}")]
-    Parse {
-        path: PathBuf,
-        source: serde_json::Error,
-    },
+    Parse { path: PathBuf, source: serde_json::Error },
 }
 
 /// Per-category metrics, their macro mean, and what was evaluated. Serialises
@@ -39,30 +30,14 @@ pub struct Report {
     pub dataset: String,
 }
 
-const HEADERS: [&str; 7] = [
-    "image AUROC",
-    "image max-F1",
-    "image AP",
-    "pixel AUROC",
-    "pixel max-F1",
-    "pixel AP",
-    "AUPRO",
-];
+const HEADERS: [&str; 7] =
+    ["image AUROC", "image max-F1", "image AP", "pixel AUROC", "pixel max-F1", "pixel AP", "AUPRO"];
 
 impl Report {
     /// A report whose `mean` is the macro average of the categories' defined values.
-    pub fn new(
-        model: impl Into<String>,
-        dataset: impl Into<String>,
-        categories: BTreeMap<String, Metrics>,
-    ) -> Self {
+    pub fn new(model: impl Into<String>, dataset: impl Into<String>, categories: BTreeMap<String, Metrics>) -> Self {
         let mean = Metrics::macro_mean(categories.values());
-        Report {
-            categories,
-            mean,
-            model: model.into(),
-            dataset: dataset.into(),
-        }
+        Report { categories, mean, model: model.into(), dataset: dataset.into() }
     }
 
     pub fn to_json(&self) -> String {
@@ -105,22 +80,14 @@ impl Report {
     }
 
     pub fn read_json(path: &Path) -> Result<Self, ReportError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ReportError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        serde_json::from_str(&text).map_err(|source| ReportError::Parse {
-            path: path.to_path_buf(),
-            source,
-        })
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ReportError::Read { path: path.to_path_buf(), source })?;
+        serde_json::from_str(&text).map_err(|source| ReportError::Parse { path: path.to_path_buf(), source })
     }
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
-    crate::atomic::write_atomic(path, bytes).map_err(|source| ReportError::Write {
-        path: path.to_path_buf(),
-        source,
-    })
+    crate::atomic::write_atomic(path, bytes).map_err(|source| ReportError::Write { path: path.to_path_buf(), source })
 }
 
 #[cfg(test)]
@@ -131,21 +98,11 @@ mod tests {
         let mut c = BTreeMap::new();
         c.insert(
             "bottle".to_string(),
-            Metrics {
-                image_auroc: Some(0.9),
-                pixel_auroc: Some(0.8),
-                aupro: None,
-                ..Default::default()
-            },
+            Metrics { image_auroc: Some(0.9), pixel_auroc: Some(0.8), aupro: None, ..Default::default() },
         );
         c.insert(
             "cable".to_string(),
-            Metrics {
-                image_auroc: Some(0.7),
-                pixel_auroc: None,
-                aupro: None,
-                ..Default::default()
-            },
+            Metrics { image_auroc: Some(0.7), pixel_auroc: None, aupro: None, ..Default::default() },
         );
         Report::new("afr-clip-vitl14", "mvtec", c)
     }
@@ -202,10 +159,7 @@ mod tests {
         let r = sample();
         r.write_json(&path).unwrap();
         assert_eq!(Report::read_json(&path).unwrap(), r);
-        let leftovers: Vec<_> = std::fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
+        let leftovers: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(leftovers.len(), 1, "{leftovers:?}");
         // A directory that does not exist: error names the path, nothing written.
         let bad = dir.join("missing").join("r.json");

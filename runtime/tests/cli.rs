@@ -75,8 +75,18 @@ fn score_writes_scores_heatmaps_and_maps_and_reports_bad_images() {
     std::fs::write(imgs.join("notes.txt"), b"ignored: not an image extension").unwrap();
     let out_dir = dir.path().join("out");
     let out = afr(&[
-        "score", "--model", s(&fixture("model.onnx")), "--category", "a", s(&imgs), "--out", s(&out_dir), "--json",
-        "--raw-maps", "--threshold", "0.5",
+        "score",
+        "--model",
+        s(&fixture("model.onnx")),
+        "--category",
+        "a",
+        s(&imgs),
+        "--out",
+        s(&out_dir),
+        "--json",
+        "--raw-maps",
+        "--threshold",
+        "0.5",
     ]);
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "bad images must fail the run at the end: {err}");
@@ -135,11 +145,27 @@ fn score_globs_categories_and_options() {
     assert!(csv.lines().skip(1).all(|l| l.ends_with(',') && l.contains(",object,")), "{csv}");
     assert!(!out_dir.join("heatmaps").exists());
     // An unknown category is an error listing the known ones, unless asked to fall back.
-    let out = afr(&["score", "--model", s(&fixture("model.onnx")), "--category", "zipper", s(&pattern), "--out", s(&out_dir)]);
+    let out = afr(&[
+        "score",
+        "--model",
+        s(&fixture("model.onnx")),
+        "--category",
+        "zipper",
+        s(&pattern),
+        "--out",
+        s(&out_dir),
+    ]);
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("a, b, object"), "{}", text(&out.stderr));
     let out = afr(&[
-        "score", "--model", s(&fixture("model.onnx")), "--category", "zipper", "--fallback-object", s(&pattern), "--out",
+        "score",
+        "--model",
+        s(&fixture("model.onnx")),
+        "--category",
+        "zipper",
+        "--fallback-object",
+        s(&pattern),
+        "--out",
         s(&out_dir),
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -187,7 +213,15 @@ fn eval_reports_the_seven_metrics() {
     std::fs::remove_dir(root.join("widget/masks")).unwrap();
     let json = dir.path().join("report.json");
     let out = afr(&[
-        "eval", "--model", s(&fixture("model.onnx")), "--data", s(&root), "--format", "folder", "--json", s(&json),
+        "eval",
+        "--model",
+        s(&fixture("model.onnx")),
+        "--data",
+        s(&root),
+        "--format",
+        "folder",
+        "--json",
+        s(&json),
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let md = text(&out.stdout);
@@ -210,7 +244,15 @@ fn eval_reports_the_seven_metrics() {
     let out = afr(&["eval", "--model", s(&fixture("model.onnx")), "--data", s(&root), "--format", "coco"]);
     assert!(!out.status.success());
     let out = afr(&[
-        "eval", "--model", s(&fixture("model.onnx")), "--data", s(&root), "--format", "folder", "--categories", "nut",
+        "eval",
+        "--model",
+        s(&fixture("model.onnx")),
+        "--data",
+        s(&root),
+        "--format",
+        "folder",
+        "--categories",
+        "nut",
     ]);
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("nut"), "{}", text(&out.stderr));
@@ -224,7 +266,22 @@ fn eval_reports_the_seven_metrics() {
 #[test]
 fn bench_compares_models_side_by_side_and_refuses_bad_ones() {
     let m = fixture("model.onnx");
-    let out = afr(&["bench", "--model", s(&m), "--model", s(&m), "--frame", "40x30", "--frames", "2", "--rounds", "2", "--warmup", "1", "--json"]);
+    let out = afr(&[
+        "bench",
+        "--model",
+        s(&m),
+        "--model",
+        s(&m),
+        "--frame",
+        "40x30",
+        "--frames",
+        "2",
+        "--rounds",
+        "2",
+        "--warmup",
+        "1",
+        "--json",
+    ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["frame"], serde_json::json!([40, 30]));
@@ -232,7 +289,8 @@ fn bench_compares_models_side_by_side_and_refuses_bad_ones() {
     assert_eq!(models.len(), 2);
     assert_eq!(models[0]["ratio_to_first"], 1.0);
     for r in models {
-        let (min, med, p90) = (r["min_ms"].as_f64().unwrap(), r["median_ms"].as_f64().unwrap(), r["p90_ms"].as_f64().unwrap());
+        let (min, med, p90) =
+            (r["min_ms"].as_f64().unwrap(), r["median_ms"].as_f64().unwrap(), r["p90_ms"].as_f64().unwrap());
         assert!(min > 0.0 && min <= med && med <= p90, "{r}");
         assert!(r["allocations_per_frame"].as_f64().unwrap() >= 0.0);
         assert_eq!(r["precision"], "fp32");

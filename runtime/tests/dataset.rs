@@ -12,9 +12,7 @@ use image::{GrayImage, ImageBuffer, Luma, LumaA, Rgb, RgbImage, Rgba};
 
 fn rgb(path: &Path, w: u32, h: u32, value: u8) {
     fs::create_dir_all(path.parent().unwrap()).unwrap();
-    RgbImage::from_pixel(w, h, Rgb([value, value / 2, 255 - value]))
-        .save(path)
-        .unwrap();
+    RgbImage::from_pixel(w, h, Rgb([value, value / 2, 255 - value])).save(path).unwrap();
 }
 
 fn mask(path: &Path, w: u32, h: u32) {
@@ -35,12 +33,7 @@ fn names(samples: &[Sample]) -> Vec<String> {
         .map(|s| {
             let rel = |p: &Path| {
                 let parts: Vec<_> = p.iter().rev().take(3).collect();
-                parts
-                    .into_iter()
-                    .rev()
-                    .map(|c| c.to_string_lossy())
-                    .collect::<Vec<_>>()
-                    .join("/")
+                parts.into_iter().rev().map(|c| c.to_string_lossy()).collect::<Vec<_>>().join("/")
             };
             format!(
                 "{}:{}:{}:{}:{}",
@@ -65,11 +58,7 @@ fn crc32(bytes: &[u8]) -> u32 {
     for &b in bytes {
         crc ^= b as u32;
         for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xedb8_8320
-            } else {
-                crc >> 1
-            };
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
         }
     }
     !crc
@@ -149,21 +138,16 @@ fn sixteen_bit_is_rounded_to_eight() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("g16.png");
     // 128.5 * 257 = 33024.5: 33024 rounds down to 128, 33025 up to 129; 65535 -> 255.
-    let img: ImageBuffer<Luma<u16>, Vec<u16>> =
-        ImageBuffer::from_raw(3, 1, vec![33024, 33025, 65535]).unwrap();
+    let img: ImageBuffer<Luma<u16>, Vec<u16>> = ImageBuffer::from_raw(3, 1, vec![33024, 33025, 65535]).unwrap();
     img.save(&p).unwrap();
     let out = image_io::load_rgb8(&p).unwrap();
     let reds: Vec<u8> = out.pixels().map(|px| px.0[0]).collect();
     assert_eq!(reds, vec![128, 129, 255]);
 
     let p = dir.path().join("rgb16.png");
-    let img: ImageBuffer<Rgb<u16>, Vec<u16>> =
-        ImageBuffer::from_raw(1, 1, vec![0, 257 * 10, 65535]).unwrap();
+    let img: ImageBuffer<Rgb<u16>, Vec<u16>> = ImageBuffer::from_raw(1, 1, vec![0, 257 * 10, 65535]).unwrap();
     img.save(&p).unwrap();
-    assert_eq!(
-        image_io::load_rgb8(&p).unwrap().get_pixel(0, 0).0,
-        [0, 10, 255]
-    );
+    assert_eq!(image_io::load_rgb8(&p).unwrap().get_pixel(0, 0).0, [0, 10, 255]);
 }
 
 #[test]
@@ -179,13 +163,8 @@ fn alpha_is_dropped() {
     assert_eq!(out.get_pixel(1, 0).0, [40, 50, 60]);
 
     let p = dir.path().join("la.png");
-    ImageBuffer::<LumaA<u8>, _>::from_pixel(1, 1, LumaA([90, 7]))
-        .save(&p)
-        .unwrap();
-    assert_eq!(
-        image_io::load_rgb8(&p).unwrap().get_pixel(0, 0).0,
-        [90, 90, 90]
-    );
+    ImageBuffer::<LumaA<u8>, _>::from_pixel(1, 1, LumaA([90, 7])).save(&p).unwrap();
+    assert_eq!(image_io::load_rgb8(&p).unwrap().get_pixel(0, 0).0, [90, 90, 90]);
 }
 
 #[test]
@@ -205,10 +184,7 @@ fn format_is_sniffed_not_taken_from_the_extension() {
     rgb(&bmp, 2, 2, 100);
     let lying = dir.path().join("x.png");
     fs::copy(&bmp, &lying).unwrap();
-    assert_eq!(
-        image_io::load_rgb8(&lying).unwrap(),
-        image_io::load_rgb8(&bmp).unwrap()
-    );
+    assert_eq!(image_io::load_rgb8(&lying).unwrap(), image_io::load_rgb8(&bmp).unwrap());
 }
 
 #[test]
@@ -292,29 +268,17 @@ fn huge_images_are_refused_before_decoding() {
 fn masks_are_any_nonzero() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("m.png");
-    GrayImage::from_raw(4, 1, vec![0, 1, 2, 255])
-        .unwrap()
-        .save(&p)
-        .unwrap();
-    assert_eq!(
-        image_io::load_mask(&p).unwrap().into_raw(),
-        vec![0, 255, 255, 255]
-    );
+    GrayImage::from_raw(4, 1, vec![0, 1, 2, 255]).unwrap().save(&p).unwrap();
+    assert_eq!(image_io::load_mask(&p).unwrap().into_raw(), vec![0, 255, 255, 255]);
 
     // 16-bit value 1 would round to 0 in 8 bits: still anomalous.
     let p = dir.path().join("m16.png");
-    ImageBuffer::<Luma<u16>, _>::from_raw(2, 1, vec![0u16, 1])
-        .unwrap()
-        .save(&p)
-        .unwrap();
+    ImageBuffer::<Luma<u16>, _>::from_raw(2, 1, vec![0u16, 1]).unwrap().save(&p).unwrap();
     assert_eq!(image_io::load_mask(&p).unwrap().into_raw(), vec![0, 255]);
 
     // Colour masks: any channel; alpha alone is not anomalous.
     let p = dir.path().join("mrgba.png");
-    ImageBuffer::<Rgba<u8>, _>::from_raw(3, 1, vec![0, 0, 3, 255, 0, 0, 0, 255, 0, 0, 0, 0])
-        .unwrap()
-        .save(&p)
-        .unwrap();
+    ImageBuffer::<Rgba<u8>, _>::from_raw(3, 1, vec![0, 0, 3, 255, 0, 0, 0, 255, 0, 0, 0, 0]).unwrap().save(&p).unwrap();
     assert_eq!(image_io::load_mask(&p).unwrap().into_raw(), vec![255, 0, 0]);
 }
 
@@ -328,10 +292,7 @@ fn mask_size_must_match_image() {
     let e = image_io::load_pair(&img, Some(&m)).unwrap_err();
     assert!(matches!(e, ImageError::MaskSize { .. }), "{e:?}");
     let text = e.to_string();
-    assert!(
-        text.contains("img.png") && text.contains("img_mask.png"),
-        "{text}"
-    );
+    assert!(text.contains("img.png") && text.contains("img_mask.png"), "{text}");
     assert!(text.contains("4x4") && text.contains("4x3"), "{text}");
 
     mask(&m, 4, 3);
@@ -400,39 +361,18 @@ fn mvtec_and_mpdd_test_split() {
 fn mvtec_train_split_and_filter() {
     let dir = tempfile::tempdir().unwrap();
     mvtec_tree(dir.path());
-    let ds = Dataset::open(
-        dir.path(),
-        Format::Mvtec,
-        Split::Train,
-        Some(&cats(&["bottle"])),
-    )
-    .unwrap();
-    assert_eq!(
-        names(&ds.samples),
-        vec![
-            "bottle:good:0:train/good/000.png:",
-            "bottle:good:0:train/good/001.png:"
-        ]
-    );
+    let ds = Dataset::open(dir.path(), Format::Mvtec, Split::Train, Some(&cats(&["bottle"]))).unwrap();
+    assert_eq!(names(&ds.samples), vec!["bottle:good:0:train/good/000.png:", "bottle:good:0:train/good/001.png:"]);
 }
 
 #[test]
 fn unknown_category_lists_known_ones() {
     let dir = tempfile::tempdir().unwrap();
     mvtec_tree(dir.path());
-    let e = Dataset::open(
-        dir.path(),
-        Format::Mvtec,
-        Split::Test,
-        Some(&cats(&["bottle", "carpet"])),
-    )
-    .unwrap_err();
+    let e = Dataset::open(dir.path(), Format::Mvtec, Split::Test, Some(&cats(&["bottle", "carpet"]))).unwrap_err();
     assert!(matches!(e, DatasetError::UnknownCategories { .. }), "{e:?}");
     let text = e.to_string();
-    assert!(
-        text.contains("carpet") && text.contains("bottle, cable"),
-        "{text}"
-    );
+    assert!(text.contains("carpet") && text.contains("bottle, cable"), "{text}");
 }
 
 #[test]
@@ -444,13 +384,7 @@ fn empty_category_is_an_error() {
     assert!(matches!(e, DatasetError::EmptyCategory { .. }), "{e:?}");
     assert!(e.to_string().contains("zipper"), "{e}");
     // The other categories still open on their own.
-    Dataset::open(
-        dir.path(),
-        Format::Mvtec,
-        Split::Test,
-        Some(&cats(&["cable"])),
-    )
-    .unwrap();
+    Dataset::open(dir.path(), Format::Mvtec, Split::Test, Some(&cats(&["cable"]))).unwrap();
 }
 
 #[test]
@@ -461,26 +395,19 @@ fn missing_mask_in_existing_mask_dir_is_an_error() {
     let e = Dataset::open(dir.path(), Format::Mvtec, Split::Test, None).unwrap_err();
     assert!(matches!(e, DatasetError::MissingMask { .. }), "{e:?}");
     let text = e.to_string();
-    assert!(
-        text.contains("001.png") && text.contains("001_mask.png"),
-        "{text}"
-    );
+    assert!(text.contains("001.png") && text.contains("001_mask.png"), "{text}");
 }
 
 #[test]
 fn missing_root_and_no_categories() {
     let dir = tempfile::tempdir().unwrap();
-    let e =
-        Dataset::open(&dir.path().join("absent"), Format::Mvtec, Split::Test, None).unwrap_err();
+    let e = Dataset::open(&dir.path().join("absent"), Format::Mvtec, Split::Test, None).unwrap_err();
     assert!(matches!(e, DatasetError::RootMissing { .. }), "{e:?}");
     assert!(e.to_string().contains("absent"));
     fs::create_dir(dir.path().join("random")).unwrap();
     for format in Format::ALL {
         let e = Dataset::open(dir.path(), format, Split::Test, None).unwrap_err();
-        let ok = matches!(
-            e,
-            DatasetError::NoCategories { .. } | DatasetError::Io { .. }
-        );
+        let ok = matches!(e, DatasetError::NoCategories { .. } | DatasetError::Io { .. });
         assert!(ok, "{format}: {e:?}");
     }
 }
@@ -521,17 +448,8 @@ fn visa_csv() {
             "pcb1:good:0:Images/Normal/0000.JPG:",
         ]
     );
-    let train = Dataset::open(
-        dir.path(),
-        Format::Visa,
-        Split::Train,
-        Some(&cats(&["candle"])),
-    )
-    .unwrap();
-    assert_eq!(
-        names(&train.samples),
-        vec!["candle:good:0:Images/Normal/0001.JPG:"]
-    );
+    let train = Dataset::open(dir.path(), Format::Visa, Split::Train, Some(&cats(&["candle"]))).unwrap();
+    assert_eq!(names(&train.samples), vec!["candle:good:0:Images/Normal/0001.JPG:"]);
     // pcb1 has no train rows.
     let e = Dataset::open(dir.path(), Format::Visa, Split::Train, None).unwrap_err();
     assert!(matches!(e, DatasetError::EmptyCategory { .. }), "{e:?}");
@@ -555,15 +473,9 @@ fn visa_errors_name_the_file() {
     assert!(matches!(e, DatasetError::MissingImage { .. }), "{e:?}");
 
     let csv = dir.path().join("split_csv/1cls.csv");
-    write(
-        &csv,
-        b"object,split,label,image,mask\ncandle,test,weird,a.png,\n",
-    );
+    write(&csv, b"object,split,label,image,mask\ncandle,test,weird,a.png,\n");
     let e = Dataset::open(dir.path(), Format::Visa, Split::Test, None).unwrap_err();
-    assert!(
-        e.to_string().contains("1cls.csv:2") && e.to_string().contains("weird"),
-        "{e}"
-    );
+    assert!(e.to_string().contains("1cls.csv:2") && e.to_string().contains("weird"), "{e}");
 
     write(&csv, b"object,split,image,mask\n");
     let e = Dataset::open(dir.path(), Format::Visa, Split::Test, None).unwrap_err();
@@ -572,11 +484,7 @@ fn visa_errors_name_the_file() {
 
 fn meta_tree(root: &Path, meta: &str) {
     write(&root.join("meta.json"), meta.as_bytes());
-    for p in [
-        "screw/test/good/000.png",
-        "screw/test/thread/000.png",
-        "screw/test/thread/001.png",
-    ] {
+    for p in ["screw/test/good/000.png", "screw/test/thread/000.png", "screw/test/thread/001.png"] {
         rgb(&root.join(p), 4, 4, 3);
     }
     mask(&root.join("screw/ground_truth/thread/000_mask.png"), 4, 4);
@@ -621,10 +529,7 @@ fn meta_json_errors_name_the_file() {
     assert!(matches!(e, DatasetError::Json { .. }), "{e:?}");
     assert!(e.to_string().contains("meta.json"));
 
-    meta_tree(
-        dir.path(),
-        r#"{"test": {"screw": [{"img_path": "screw/test/good/000.png"}]}}"#,
-    );
+    meta_tree(dir.path(), r#"{"test": {"screw": [{"img_path": "screw/test/good/000.png"}]}}"#);
     let e = Dataset::open(dir.path(), Format::MetaJson, Split::Test, None).unwrap_err();
     assert!(e.to_string().contains("test.screw[0].anomaly"), "{e}");
 
@@ -748,10 +653,7 @@ fn truncated_jpeg() {
         let p = dir.path().join(format!("cut{keep}.jpg"));
         write(&p, &bytes[..keep]);
         let e = image_io::load_rgb8(&p).unwrap_err();
-        assert!(
-            matches!(e, ImageError::Truncated { .. } | ImageError::Corrupt { .. }),
-            "{keep}: {e:?}"
-        );
+        assert!(matches!(e, ImageError::Truncated { .. } | ImageError::Corrupt { .. }), "{keep}: {e:?}");
         assert!(e.to_string().contains(&format!("cut{keep}.jpg")));
     }
 }

@@ -45,7 +45,8 @@ fn metadata_is_read() {
 #[test]
 fn outputs_equal_numpy() {
     let want = expected();
-    let mut det = Detector::load_with(&fixture("model.onnx"), DetectorOptions { smoothing: false, threads: 1 }).unwrap();
+    let mut det =
+        Detector::load_with(&fixture("model.onnx"), DetectorOptions { smoothing: false, threads: 1 }).unwrap();
     assert_eq!(det.grid(), (4, 4));
     let mut worst = 0f32;
     for case in want["cases"].as_array().unwrap() {
@@ -59,7 +60,8 @@ fn outputs_equal_numpy() {
         worst = worst.max((scores.image - case["score"].as_f64().unwrap() as f32).abs());
         assert_eq!(scores.map_max, map.iter().copied().fold(f32::MIN, f32::max));
         // The map at another size: numpy's bilinear (align_corners=False).
-        let (w, h) = (case["upsampled_width"].as_u64().unwrap() as usize, case["upsampled_height"].as_u64().unwrap() as usize);
+        let (w, h) =
+            (case["upsampled_width"].as_u64().unwrap() as usize, case["upsampled_height"].as_u64().unwrap() as usize);
         let mut small = vec![0f32; w * h];
         det.score_to(&rgb, 32, 32, category, &mut small, (w, h)).unwrap();
         worst = worst.max(max_diff(&small, &floats(&case["upsampled"])));
@@ -135,14 +137,8 @@ fn bad_frames_are_errors_not_panics() {
     let mut det = Detector::load(&fixture("model.onnx")).unwrap();
     let rgb = vec![10u8; 20 * 10 * 3];
     let mut map = vec![0f32; 20 * 10];
-    assert!(matches!(
-        det.score(&rgb[1..], 20, 10, 0, &mut map),
-        Err(DetectorError::BufferSize { what: "image", .. })
-    ));
-    assert!(matches!(
-        det.score(&rgb, 20, 10, 0, &mut map[1..]),
-        Err(DetectorError::BufferSize { what: "map", .. })
-    ));
+    assert!(matches!(det.score(&rgb[1..], 20, 10, 0, &mut map), Err(DetectorError::BufferSize { what: "image", .. })));
+    assert!(matches!(det.score(&rgb, 20, 10, 0, &mut map[1..]), Err(DetectorError::BufferSize { what: "map", .. })));
     assert!(matches!(det.score(&[], 0, 10, 0, &mut []), Err(DetectorError::BadSize { .. })));
     let err = det.score(&[], 100_000, 1, 0, &mut []).unwrap_err();
     assert!(matches!(err, DetectorError::BadSize { .. }), "{err}");
@@ -177,7 +173,8 @@ fn threads_need_the_multithread_feature() {
 fn threads_give_the_same_result() {
     let rgb: Vec<u8> = (0..40 * 30 * 3).map(|i| (i * 37 % 251) as u8).collect();
     let mut one = Detector::load(&fixture("model.onnx")).unwrap();
-    let mut four = Detector::load_with(&fixture("model.onnx"), DetectorOptions { smoothing: true, threads: 4 }).unwrap();
+    let mut four =
+        Detector::load_with(&fixture("model.onnx"), DetectorOptions { smoothing: true, threads: 4 }).unwrap();
     let (mut a, mut b) = (vec![0f32; 1200], vec![0f32; 1200]);
     assert_eq!(one.score(&rgb, 40, 30, 1, &mut a).unwrap(), four.score(&rgb, 40, 30, 1, &mut b).unwrap());
     assert_eq!(a, b);

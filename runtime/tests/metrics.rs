@@ -2,8 +2,8 @@
 //! written by scripts/make_metric_fixtures.py, plus properties of the curves.
 
 use afr_runtime::metrics::{
-    aupro, auroc, average_precision, binary_metrics, max_f1, CategoryEvaluator, Metrics, PixelData,
-    RegionLabeller, DEFAULT_FPR_LIMIT,
+    aupro, auroc, average_precision, binary_metrics, max_f1, CategoryEvaluator, Metrics, PixelData, RegionLabeller,
+    DEFAULT_FPR_LIMIT,
 };
 use afr_runtime::report::Report;
 use proptest::prelude::*;
@@ -13,10 +13,7 @@ use serde_json::Value;
 const TOL: f64 = 1e-6;
 
 fn fixture(name: &str) -> Value {
-    let path = format!(
-        "{}/../tests/fixtures/metrics/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = format!("{}/../tests/fixtures/metrics/{name}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
@@ -49,10 +46,7 @@ fn check(case: &str, metric: &str, got: Option<f64>, want: &Value) -> f64 {
         (None, None) => 0.0,
         (Some(g), Some(w)) => {
             let d = (g - w).abs();
-            assert!(
-                d <= TOL,
-                "{case} {metric}: got {g}, reference {w}, difference {d:e}"
-            );
+            assert!(d <= TOL, "{case} {metric}: got {g}, reference {w}, difference {d:e}");
             d
         }
         (g, w) => panic!("{case} {metric}: got {g:?}, reference {w:?}"),
@@ -70,12 +64,7 @@ fn image_metrics_equal_sklearn() {
     for c in cases {
         let name = c["name"].as_str().unwrap();
         let s = scores(&c["scores"], bits);
-        let l: Vec<bool> = c["labels"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_i64().unwrap() != 0)
-            .collect();
+        let l: Vec<bool> = c["labels"].as_array().unwrap().iter().map(|x| x.as_i64().unwrap() != 0).collect();
         let m = binary_metrics(&s, &l).unwrap();
         max_diff = max_diff.max(check(name, "auroc", m.auroc, &c["auroc"]));
         max_diff = max_diff.max(check(name, "ap", m.average_precision, &c["ap"]));
@@ -90,10 +79,7 @@ fn image_metrics_equal_sklearn() {
             e.add(&format!("{name}/{i}"), si, li, None).unwrap();
         }
         let em = e.finish();
-        assert_eq!(
-            (em.image_auroc, em.image_ap, em.image_max_f1),
-            (m.auroc, m.average_precision, m.max_f1)
-        );
+        assert_eq!((em.image_auroc, em.image_ap, em.image_max_f1), (m.auroc, m.average_precision, m.max_f1));
         if m.auroc.is_none() {
             nulls += 1;
         }
@@ -113,12 +99,7 @@ struct PixelCase {
 fn pixel_case(c: &Value, bits: i32) -> PixelCase {
     let width = c["width"].as_u64().unwrap() as usize;
     let height = c["height"].as_u64().unwrap() as usize;
-    let maps: Vec<Vec<f32>> = c["maps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| scores(m, bits))
-        .collect();
+    let maps: Vec<Vec<f32>> = c["maps"].as_array().unwrap().iter().map(|m| scores(m, bits)).collect();
     let masks: Vec<Vec<bool>> = c["masks"]
         .as_array()
         .unwrap()
@@ -126,21 +107,13 @@ fn pixel_case(c: &Value, bits: i32) -> PixelCase {
         .map(|rows| {
             let rows = rows.as_array().unwrap();
             assert_eq!(rows.len(), height);
-            rows.iter()
-                .flat_map(|r| r.as_str().unwrap().chars().map(|ch| ch == '1'))
-                .collect()
+            rows.iter().flat_map(|r| r.as_str().unwrap().chars().map(|ch| ch == '1')).collect()
         })
         .collect();
     for (m, k) in maps.iter().zip(&masks) {
         assert_eq!((m.len(), k.len()), (width * height, width * height));
     }
-    PixelCase {
-        name: c["name"].as_str().unwrap().to_string(),
-        width,
-        height,
-        maps,
-        masks,
-    }
+    PixelCase { name: c["name"].as_str().unwrap().to_string(), width, height, maps, masks }
 }
 
 #[test]
@@ -158,18 +131,11 @@ fn pixel_metrics_equal_sklearn_and_anomalib() {
         // Region counts equal OpenCV's 8-connected labelling.
         let mut labeller = RegionLabeller::new();
         let mut out = vec![0u32; p.width * p.height];
-        let want_regions: Vec<u64> = c["regions_per_image"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_u64().unwrap())
-            .collect();
+        let want_regions: Vec<u64> =
+            c["regions_per_image"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect();
         for (i, mask) in p.masks.iter().enumerate() {
             let n = labeller.label(mask, p.width, p.height, &mut out);
-            assert_eq!(
-                n as u64, want_regions[i],
-                "{name} image {i}: regions vs OpenCV"
-            );
+            assert_eq!(n as u64, want_regions[i], "{name} image {i}: regions vs OpenCV");
         }
 
         let flat: Vec<f32> = p.maps.concat();
@@ -191,27 +157,14 @@ fn pixel_metrics_equal_sklearn_and_anomalib() {
         // The evaluator, one image at a time, gives the same pixel metrics.
         let mut e = CategoryEvaluator::new();
         for (i, (m, k)) in p.maps.iter().zip(&p.masks).enumerate() {
-            let px = PixelData {
-                map: m,
-                mask: k,
-                width: p.width,
-                height: p.height,
-            };
-            e.add(&format!("{name}/{i}"), 0.0, k.iter().any(|&x| x), Some(px))
-                .unwrap();
+            let px = PixelData { map: m, mask: k, width: p.width, height: p.height };
+            e.add(&format!("{name}/{i}"), 0.0, k.iter().any(|&x| x), Some(px)).unwrap();
         }
         let em = e.finish();
-        assert_eq!(
-            (em.pixel_auroc, em.pixel_ap, em.pixel_max_f1),
-            (b.auroc, b.average_precision, b.max_f1)
-        );
+        assert_eq!((em.pixel_auroc, em.pixel_ap, em.pixel_max_f1), (b.auroc, b.average_precision, b.max_f1));
         assert_eq!(em.aupro, a, "{name}: evaluator vs aupro()");
     }
-    assert_eq!(
-        defined_aupro,
-        cases.len() - 2,
-        "no_anomaly and all_anomalous are undefined"
-    );
+    assert_eq!(defined_aupro, cases.len() - 2, "no_anomaly and all_anomalous are undefined");
     eprintln!(
         "pixel metrics: max |rust - sklearn| = {max_pixel:e}; AUPRO: max |rust - anomalib| = {max_aupro:e}, \
          max |rust - f64 port of anomalib| = {max_aupro_f64:e}"
@@ -232,20 +185,12 @@ fn undefined_cases_are_none_not_zero_or_one() {
     // Masks all empty: pixel metrics and AUPRO undefined, image ones defined.
     let mut e = CategoryEvaluator::new();
     let map = [0.1f32, 0.5, 0.2, 0.7];
-    let px = PixelData {
-        map: &map,
-        mask: &[false; 4],
-        width: 2,
-        height: 2,
-    };
+    let px = PixelData { map: &map, mask: &[false; 4], width: 2, height: 2 };
     e.add("a.png", 0.1, false, Some(px)).unwrap();
     e.add("b.png", 0.9, true, Some(px)).unwrap();
     let m = e.finish();
     assert_eq!(m.image_auroc, Some(1.0));
-    assert_eq!(
-        (m.pixel_auroc, m.pixel_ap, m.pixel_max_f1, m.aupro),
-        (None, None, None, None)
-    );
+    assert_eq!((m.pixel_auroc, m.pixel_ap, m.pixel_max_f1, m.aupro), (None, None, None, None));
     // No image at all.
     assert_eq!(CategoryEvaluator::new().finish(), Metrics::default());
 }
@@ -255,15 +200,8 @@ fn nan_is_an_error_value() {
     assert!(auroc(&[0.1, f32::NAN], &[false, true]).is_err());
     let mut e = CategoryEvaluator::new();
     let map = [0.1f32, f32::NAN];
-    let px = PixelData {
-        map: &map,
-        mask: &[false, true],
-        width: 2,
-        height: 1,
-    };
-    let err = e
-        .add("cable/bent_wire/003.png", 0.5, true, Some(px))
-        .unwrap_err();
+    let px = PixelData { map: &map, mask: &[false, true], width: 2, height: 1 };
+    let err = e.add("cable/bent_wire/003.png", 0.5, true, Some(px)).unwrap_err();
     assert!(err.to_string().contains("cable/bent_wire/003.png"), "{err}");
 }
 
@@ -381,11 +319,7 @@ fn twenty_million_pixels() {
             // Blobs of anomalous pixels, scored higher on average.
             *k = (j / w / 32 + j % w / 32 + i) % 7 == 0;
             let r = next();
-            let level = if *k {
-                (r % levels + levels / 3).min(levels - 1)
-            } else {
-                r % levels
-            };
+            let level = if *k { (r % levels + levels / 3).min(levels - 1) } else { r % levels };
             *m = level as f32 / levels as f32;
             if *k {
                 pos[level as usize] += 1
@@ -393,14 +327,8 @@ fn twenty_million_pixels() {
                 neg[level as usize] += 1
             }
         }
-        let px = PixelData {
-            map: &map,
-            mask: &mask,
-            width: w,
-            height: h,
-        };
-        e.add(&format!("img{i}"), i as f32, i % 2 == 0, Some(px))
-            .unwrap();
+        let px = PixelData { map: &map, mask: &mask, width: w, height: h };
+        e.add(&format!("img{i}"), i as f32, i % 2 == 0, Some(px)).unwrap();
     }
     let added = start.elapsed();
     let m = e.finish();
@@ -416,9 +344,5 @@ fn twenty_million_pixels() {
     let got = m.pixel_auroc.unwrap();
     assert!((got - want).abs() < 1e-9, "{got} vs {want}");
     assert!(m.aupro.is_some_and(|a| a > 0.0 && a < 1.0));
-    eprintln!(
-        "{} pixels: add {added:?}, all seven metrics {:?}; {m:?}",
-        w * h * n,
-        total - added
-    );
+    eprintln!("{} pixels: add {added:?}, all seven metrics {:?}; {m:?}", w * h * n, total - added);
 }

@@ -24,8 +24,14 @@ pub fn untrained(preset: &str) -> PathBuf {
         .or_insert_with(|| {
             let path = work_dir().join(format!("{preset}.fp32.onnx"));
             let categories = ["bolt".to_string(), "wood".to_string()];
-            let model = afr_toolchain::export::untrained(preset, "random:0", "random:1", &categories, &candle_core::Device::Cpu)
-                .unwrap_or_else(|e| panic!("exporting an untrained {preset}: {e}"));
+            let model = afr_toolchain::export::untrained(
+                preset,
+                "random:0",
+                "random:1",
+                &categories,
+                &candle_core::Device::Cpu,
+            )
+            .unwrap_or_else(|e| panic!("exporting an untrained {preset}: {e}"));
             model.write(&path).unwrap();
             path
         })

@@ -36,7 +36,12 @@ fn assert_contract_kept(fp32: &Path, fp16: &Path) {
     let b = Model::read(fp16).unwrap();
     assert_eq!(b.metadata("afr.precision"), Some("fp16"));
     let others = |m: &Model| -> Vec<(String, String)> {
-        m.proto.metadata_props.iter().filter(|e| e.key != "afr.precision").map(|e| (e.key.clone(), e.value.clone())).collect()
+        m.proto
+            .metadata_props
+            .iter()
+            .filter(|e| e.key != "afr.precision")
+            .map(|e| (e.key.clone(), e.value.clone()))
+            .collect()
     };
     assert_eq!(others(&a), others(&b), "metadata carried over");
     let (ga, gb) = (a.proto.graph.as_ref().unwrap(), b.proto.graph.as_ref().unwrap());
@@ -55,7 +60,8 @@ fn assert_contract_kept(fp32: &Path, fp16: &Path) {
 fn check_fp16(preset: &str, size: u32, drift_images: usize) {
     let fp32 = untrained(preset);
     let images = synth_images(size);
-    let (fp16, report) = quantize(&fp32, &format!("{preset}.fp16.onnx"), &fp16_options(Some(images.clone()), drift_images));
+    let (fp16, report) =
+        quantize(&fp32, &format!("{preset}.fp16.onnx"), &fp16_options(Some(images.clone()), drift_images));
     let drift = report.drift.as_ref().expect("drift measured");
     assert_eq!(drift.images, drift_images);
     assert_eq!(drift.categories, ["bolt", "object"]);
@@ -73,7 +79,11 @@ fn check_fp16(preset: &str, size: u32, drift_images: usize) {
     eprintln!("{preset} fp16: {} -> {} bytes ({ratio:.3})", report.bytes_before, report.bytes_after);
     assert!((0.45..0.6).contains(&ratio), "{preset}: fp16 file is {ratio:.3} of fp32");
     assert!(report.layers.iter().any(|l| l.choice == "fp16 storage"));
-    assert!(report.layers.iter().filter(|l| l.node.starts_with("stage") && l.node.contains("/cmfr/")).all(|l| l.choice == "fp32 (kept)"));
+    assert!(report
+        .layers
+        .iter()
+        .filter(|l| l.node.starts_with("stage") && l.node.contains("/cmfr/"))
+        .all(|l| l.choice == "fp32 (kept)"));
 }
 
 #[test]
@@ -100,7 +110,9 @@ fn f16_matmuls_stay_within_tolerance() {
         .unwrap()
         .node
         .iter()
-        .filter(|n| n.op_type == "Cast" && n.attribute.iter().any(|a| a.name == "to" && a.i == DataType::Float16 as i64))
+        .filter(|n| {
+            n.op_type == "Cast" && n.attribute.iter().any(|a| a.name == "to" && a.i == DataType::Float16 as i64)
+        })
         .count();
     let f16_layers = report.layers.iter().filter(|l| l.choice == "fp16 compute").count();
     assert!(f16_layers > 0);

@@ -17,7 +17,12 @@ use crate::common::{file_size, max_diffs, scratch, synth_images, untrained};
 /// DESIGN.md section 4.
 const INT8_TOLERANCE: f32 = 3e-2;
 
-fn convert(model: &Model, name: &str, calibration: Option<&Calibration>, activations: ActivationMode) -> (PathBuf, Vec<LayerChoice>) {
+fn convert(
+    model: &Model,
+    name: &str,
+    calibration: Option<&Calibration>,
+    activations: ActivationMode,
+) -> (PathBuf, Vec<LayerChoice>) {
     let options = Int8Options { activations, range: RangeMethod::MinMax };
     let (mut q, choices) = int8::convert_with(model, calibration, &KeepFp32::default(), &options)
         .unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -42,9 +47,15 @@ fn assert_blocks(choices: &[LayerChoice], allowed: &[&str], label: &str) {
         assert!(allowed.contains(&c.choice.as_str()), "{label}: {} is {} ({})", c.node, c.choice, c.reason);
         assert!(c.weight_bytes_after * 3 < c.weight_bytes_before, "{label}: {c:?}");
     }
-    let heads = |c: &&LayerChoice| c.op != "Initializer" && (c.node.starts_with("stage") || c.node.starts_with("vision/embed"));
+    let heads =
+        |c: &&LayerChoice| c.op != "Initializer" && (c.node.starts_with("stage") || c.node.starts_with("vision/embed"));
     for c in choices.iter().filter(heads) {
-        assert!(c.choice.starts_with("fp32"), "{label}: {} is {}: the heads and patch embedding stay float", c.node, c.choice);
+        assert!(
+            c.choice.starts_with("fp32"),
+            "{label}: {} is {}: the heads and patch embedding stay float",
+            c.node,
+            c.choice
+        );
     }
 }
 
@@ -70,7 +81,10 @@ fn check_int8(preset: &str, size: u32) {
         assert_blocks(&choices, allowed, label);
         let (map, score) = max_diffs(&fp32, &path, &eval);
         let ratio = file_size(&path) as f64 / file_size(&fp32) as f64;
-        eprintln!("{preset} int8 {label}: map {map:e}, score {score:e} on {} images x every row; file {ratio:.3} of fp32", eval.len());
+        eprintln!(
+            "{preset} int8 {label}: map {map:e}, score {score:e} on {} images x every row; file {ratio:.3} of fp32",
+            eval.len()
+        );
         assert!(map <= INT8_TOLERANCE && score <= INT8_TOLERANCE, "{preset} {label}: map {map:e}, score {score:e}");
         assert!(map > 0.0, "{preset} {label}: int8 must move the maps a little");
         let q = Model::read(&path).unwrap();

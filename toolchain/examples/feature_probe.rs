@@ -189,9 +189,7 @@ fn self_distance(tap: &[f32], dim: usize) -> Vec<f32> {
     for x in tap.chunks(dim) {
         mean.iter_mut().zip(x).for_each(|(m, v)| *m += v / patches as f32);
     }
-    tap.chunks(dim)
-        .map(|x| x.iter().zip(&mean).map(|(a, b)| (a - b) * (a - b)).sum::<f32>().sqrt())
-        .collect()
+    tap.chunks(dim).map(|x| x.iter().zip(&mean).map(|(a, b)| (a - b) * (a - b)).sum::<f32>().sqrt()).collect()
 }
 
 /// Pixel AUROC (upsampled maps against the masks) and image AUROC (map maximum) over the

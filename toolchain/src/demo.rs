@@ -11,11 +11,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
+use afr_quantize::{ImageSet, Options, Precision};
 use afr_runtime::dataset::{Dataset, Format, Split};
 use afr_runtime::detector::Detector;
 use afr_runtime::report::Report;
 use afr_runtime::{heatmap, image_io};
-use afr_quantize::{ImageSet, Options, Precision};
 use candle_core::Device;
 
 use crate::afr::AfrConfig;
@@ -89,7 +89,13 @@ pub struct PrecisionResult {
 }
 
 /// Runs the demo into `out`; `step` is told what starts, `obs` follows training.
-pub fn run(out: &Path, opts: &DemoOptions, device: &Device, step: &mut dyn FnMut(&str), obs: &mut dyn Observer) -> Result<DemoSummary, DemoError> {
+pub fn run(
+    out: &Path,
+    opts: &DemoOptions,
+    device: &Device,
+    step: &mut dyn FnMut(&str),
+    obs: &mut dyn Observer,
+) -> Result<DemoSummary, DemoError> {
     let categories = synth::category_names();
     if !categories.contains(&opts.held_out.as_str()) {
         return Err(DemoError::Setup(format!("held-out category {:?} is not one of {categories:?}", opts.held_out)));
@@ -143,7 +149,11 @@ pub fn run(out: &Path, opts: &DemoOptions, device: &Device, step: &mut dyn FnMut
     let held = Dataset::open(&data, Format::Mvtec, Split::Test, Some(std::slice::from_ref(&opts.held_out)))?;
     let results = afr_runtime::evaluate::evaluate(&mut detector, &held, |_, _| {})?;
     let report = Report::new(model.display().to_string(), data.display().to_string(), results);
-    timings.push(("evaluation fp32 (tract)".into(), t.elapsed().as_secs_f64(), format!("{} images", held.samples.len())));
+    timings.push((
+        "evaluation fp32 (tract)".into(),
+        t.elapsed().as_secs_f64(),
+        format!("{} images", held.samples.len()),
+    ));
     let bytes = std::fs::metadata(&model).map_err(|source| DemoError::Io { path: model.clone(), source })?.len();
     let mut precisions = vec![PrecisionResult {
         precision: Precision::Fp32,
@@ -169,7 +179,11 @@ pub fn run(out: &Path, opts: &DemoOptions, device: &Device, step: &mut dyn FnMut
         if let Some(e) = &result.error {
             step(&format!("no {precision} model: {e}"));
         }
-        timings.push((format!("{precision}: quantization, drift, evaluation"), t.elapsed().as_secs_f64(), String::new()));
+        timings.push((
+            format!("{precision}: quantization, drift, evaluation"),
+            t.elapsed().as_secs_f64(),
+            String::new(),
+        ));
         precisions.push(result);
     }
     write_json(&out.join("report.json"), &report, &precisions)?;
@@ -241,18 +255,31 @@ pub fn run(out: &Path, opts: &DemoOptions, device: &Device, step: &mut dyn FnMut
         let _ = writeln!(md, "- {defect} (image score {score:.3}): ![{defect}](heatmaps/{name})");
     }
     let markdown = out.join("report.md");
-    afr_runtime::atomic::write_atomic(&markdown, md.as_bytes()).map_err(|source| DemoError::Io { path: markdown.clone(), source })?;
+    afr_runtime::atomic::write_atomic(&markdown, md.as_bytes())
+        .map_err(|source| DemoError::Io { path: markdown.clone(), source })?;
     Ok(DemoSummary { report, markdown, precisions })
 }
 
 /// `out/model.PRECISION.onnx` from the fp32 `model`, evaluated on `held`.
 /// A failure is recorded in the result, not returned: the demo still shows
 /// the other precisions.
-fn quantized(model: &Path, out: &Path, precision: Precision, calibration: &ImageSet, held: &Dataset) -> PrecisionResult {
+fn quantized(
+    model: &Path,
+    out: &Path,
+    precision: Precision,
+    calibration: &ImageSet,
+    held: &Dataset,
+) -> PrecisionResult {
     let path = out.join(format!("model.{precision}.onnx"));
     let made = (|| -> Result<(afr_quantize::Report, Report), String> {
-        let q = afr_quantize::quantize_with_images(model, &path, &Options::new(precision), Some(calibration.clone()), &mut |_, _, _| {})
-            .map_err(|e| e.to_string())?;
+        let q = afr_quantize::quantize_with_images(
+            model,
+            &path,
+            &Options::new(precision),
+            Some(calibration.clone()),
+            &mut |_, _, _| {},
+        )
+        .map_err(|e| e.to_string())?;
         let mut detector = Detector::load(&path).map_err(|e| e.to_string())?;
         let results = afr_runtime::evaluate::evaluate(&mut detector, held, |_, _| {}).map_err(|e| e.to_string())?;
         let report = Report::new(path.display().to_string(), held.root.display().to_string(), results);
@@ -267,7 +294,9 @@ fn quantized(model: &Path, out: &Path, precision: Precision, calibration: &Image
             quantization: Some(q),
             error: None,
         },
-        Err(e) => PrecisionResult { precision, model: path, bytes: 0, report: None, quantization: None, error: Some(e) },
+        Err(e) => {
+            PrecisionResult { precision, model: path, bytes: 0, report: None, quantization: None, error: Some(e) }
+        }
     }
 }
 
@@ -289,7 +318,9 @@ fn side_by_side(precisions: &[PrecisionResult], fp32_bytes: u64) -> String {
             continue;
         };
         let drift = p.quantization.as_ref().and_then(|q| q.drift.as_ref());
-        let (map, score) = drift.map_or(("-".into(), "-".into()), |d| (format!("{:.1e}", d.max_abs_map), format!("{:.1e}", d.max_abs_score)));
+        let (map, score) = drift.map_or(("-".into(), "-".into()), |d| {
+            (format!("{:.1e}", d.max_abs_map), format!("{:.1e}", d.max_abs_score))
+        });
         let _ = writeln!(
             md,
             "| {} | `{name}` | {:.2} | {:.2} | {map} | {score} | {} | {} | {} |",
@@ -321,5 +352,6 @@ fn write_json(path: &Path, fp32: &Report, precisions: &[PrecisionResult]) -> Res
     }
     json["precisions"] = serde_json::Value::Object(all);
     let text = serde_json::to_string_pretty(&json).map_err(|e| DemoError::Setup(e.to_string()))?;
-    afr_runtime::atomic::write_atomic(path, text.as_bytes()).map_err(|source| DemoError::Io { path: path.to_path_buf(), source })
+    afr_runtime::atomic::write_atomic(path, text.as_bytes())
+        .map_err(|source| DemoError::Io { path: path.to_path_buf(), source })
 }

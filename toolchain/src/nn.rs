@@ -60,10 +60,7 @@ impl Linear {
     /// An identity map of width `dim` with zero bias: the starting point of
     /// every trainable adapter (DESIGN.md section 2).
     pub fn identity(dim: usize, device: &Device) -> Result<Self> {
-        Ok(Self {
-            weight: Tensor::eye(dim, DType::F32, device)?,
-            bias: Some(Tensor::zeros(dim, DType::F32, device)?),
-        })
+        Ok(Self { weight: Tensor::eye(dim, DType::F32, device)?, bias: Some(Tensor::zeros(dim, DType::F32, device)?) })
     }
 
     pub fn in_dim(&self) -> usize {
@@ -188,11 +185,7 @@ mod tests {
     fn layer_norm_and_softmax_pass_gradients_on_contiguous_input() -> Result<()> {
         let dev = Device::Cpu;
         let x = Var::from_tensor(&Tensor::arange(0f32, 12., &dev)?.reshape((3, 4))?)?;
-        let ln = LayerNorm::new(
-            Tensor::new(&[1f32, 2., 3., 4.], &dev)?,
-            Tensor::zeros(4, DType::F32, &dev)?,
-            1e-5,
-        );
+        let ln = LayerNorm::new(Tensor::new(&[1f32, 2., 3., 4.], &dev)?, Tensor::zeros(4, DType::F32, &dev)?, 1e-5);
         let y = softmax_last_dim(&ln.forward(x.as_tensor())?)?;
         let loss = y.narrow(1, 3, 1)?.sum_all()?;
         let grads = loss.backward()?;
@@ -218,11 +211,8 @@ mod tests {
     fn layer_norm_matches_definition() -> Result<()> {
         let dev = Device::Cpu;
         let x = Tensor::new(&[[1f32, 2., 4., 9.]], &dev)?;
-        let ln = LayerNorm::new(
-            Tensor::new(&[1f32, 1., 1., 1.], &dev)?,
-            Tensor::new(&[0.5f32, 0.5, 0.5, 0.5], &dev)?,
-            0.0,
-        );
+        let ln =
+            LayerNorm::new(Tensor::new(&[1f32, 1., 1., 1.], &dev)?, Tensor::new(&[0.5f32, 0.5, 0.5, 0.5], &dev)?, 0.0);
         let y = ln.forward(&x)?.to_vec2::<f32>()?;
         let (mean, var) = (4.0f32, (9.0f32 + 4.0 + 0.0 + 25.0) / 4.0);
         for (yi, xi) in y[0].iter().zip([1f32, 2., 4., 9.]) {

@@ -57,10 +57,7 @@ impl Preset {
     }
 
     fn parse(json: &str, origin: &str) -> Result<Self, PresetError> {
-        let invalid = |message: String| PresetError::Invalid {
-            path: origin.to_string(),
-            message,
-        };
+        let invalid = |message: String| PresetError::Invalid { path: origin.to_string(), message };
         let preset: Self = serde_json::from_str(json).map_err(|e| invalid(format!("not a preset: {e}")))?;
         preset.validate().map_err(invalid)?;
         Ok(preset)
@@ -69,10 +66,7 @@ impl Preset {
     fn validate(&self) -> Result<(), String> {
         let v = &self.clip.vision;
         if self.input_size == 0 || self.input_size % v.patch_size != 0 {
-            return Err(format!(
-                "input_size {} is not a multiple of the patch size {}",
-                self.input_size, v.patch_size
-            ));
+            return Err(format!("input_size {} is not a multiple of the patch size {}", self.input_size, v.patch_size));
         }
         if v.layers < 8 || v.layers % 4 != 0 {
             return Err(format!(
@@ -81,7 +75,8 @@ impl Preset {
                 v.layers
             ));
         }
-        for (what, width, heads) in [("vision", v.width, v.heads), ("text", self.clip.text.width, self.clip.text.heads)] {
+        for (what, width, heads) in [("vision", v.width, v.heads), ("text", self.clip.text.width, self.clip.text.heads)]
+        {
             if heads == 0 || width % heads != 0 {
                 return Err(format!("{what} width {width} is not divisible by {heads} heads"));
             }

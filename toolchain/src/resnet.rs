@@ -41,21 +41,11 @@ pub struct ResNetConfig {
 
 impl ResNetConfig {
     pub fn resnet18() -> Self {
-        Self {
-            block: BlockKind::Basic,
-            layers: [2, 2, 2, 2],
-            stem_width: 64,
-            planes: [64, 128, 256, 512],
-        }
+        Self { block: BlockKind::Basic, layers: [2, 2, 2, 2], stem_width: 64, planes: [64, 128, 256, 512] }
     }
 
     pub fn resnet50() -> Self {
-        Self {
-            block: BlockKind::Bottleneck,
-            layers: [3, 4, 6, 3],
-            stem_width: 64,
-            planes: [64, 128, 256, 512],
-        }
+        Self { block: BlockKind::Bottleneck, layers: [3, 4, 6, 3], stem_width: 64, planes: [64, 128, 256, 512] }
     }
 
     /// Width of the pooled feature.
@@ -98,9 +88,7 @@ impl ConvBn {
 
 impl Module for ConvBn {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        x.conv2d(&self.weight, self.padding, self.stride, 1, 1)?
-            .broadcast_mul(&self.scale)?
-            .broadcast_add(&self.shift)
+        x.conv2d(&self.weight, self.padding, self.stride, 1, 1)?.broadcast_mul(&self.scale)?.broadcast_add(&self.shift)
     }
 }
 
@@ -113,11 +101,8 @@ impl ConvBn {
         let w = initializer(g, "weight", &w)?;
         let b = initializer(g, "bias", &self.shift.flatten_all()?)?;
         let (k, s, p) = (self.weight.dim(2)? as i64, self.stride as i64, self.padding as i64);
-        let attrs = [
-            ("kernel_shape", vec![k, k].into()),
-            ("strides", vec![s, s].into()),
-            ("pads", vec![p, p, p, p].into()),
-        ];
+        let attrs =
+            [("kernel_shape", vec![k, k].into()), ("strides", vec![s, s].into()), ("pads", vec![p, p, p, p].into())];
         Ok(g.node("Conv", &[x, &w, &b], &attrs))
     }
 }
@@ -136,11 +121,9 @@ impl Block {
         };
         let convs = match kind {
             BlockKind::Basic => vec![cb(1, c_in, planes, 3, stride)?, cb(2, planes, planes, 3, 1)?],
-            BlockKind::Bottleneck => vec![
-                cb(1, c_in, planes, 1, 1)?,
-                cb(2, planes, planes, 3, stride)?,
-                cb(3, planes, out, 1, 1)?,
-            ],
+            BlockKind::Bottleneck => {
+                vec![cb(1, c_in, planes, 1, 1)?, cb(2, planes, planes, 3, stride)?, cb(3, planes, out, 1, 1)?]
+            }
         };
         let downsample = if stride != 1 || c_in != out {
             Some(ConvBn::load(w, &format!("{p}.downsample.0"), &format!("{p}.downsample.1"), c_in, out, 1, stride)?)
@@ -205,7 +188,11 @@ impl ResNet {
             let prefix = w
                 .names()
                 .iter()
-                .find_map(|n| n.strip_suffix("conv1.weight").filter(|p| p.ends_with('.') && !p.contains("layer")).map(str::to_string))
+                .find_map(|n| {
+                    n.strip_suffix("conv1.weight")
+                        .filter(|p| p.ends_with('.') && !p.contains("layer"))
+                        .map(str::to_string)
+                })
                 .ok_or_else(|| w.invalid("no `conv1.weight`: not a torchvision/timm ResNet"))?;
             w.set_prefix(&prefix);
         }

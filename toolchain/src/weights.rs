@@ -30,27 +30,14 @@ pub enum WeightError {
     #[error("{path}: not a valid safetensors file (truncated or corrupt?): {reason}")]
     Format { path: PathBuf, reason: String },
     #[error("{origin}: tensor `{name}` is missing{hint}")]
-    Missing {
-        origin: String,
-        name: String,
-        hint: String,
-    },
+    Missing { origin: String, name: String, hint: String },
     #[error(
         "{origin}: tensor `{name}` has shape {found:?}, the preset expects {expected:?} \
          (do the weights match the preset?)"
     )]
-    Shape {
-        origin: String,
-        name: String,
-        expected: Vec<usize>,
-        found: Vec<usize>,
-    },
+    Shape { origin: String, name: String, expected: Vec<usize>, found: Vec<usize> },
     #[error("{origin}: tensor `{name}` has unsupported dtype {dtype}")]
-    Dtype {
-        origin: String,
-        name: String,
-        dtype: String,
-    },
+    Dtype { origin: String, name: String, dtype: String },
     #[error("{origin}: {message}")]
     Invalid { origin: String, message: String },
     #[error("bad weight spec `{0}`: expected a file path or `random:SEED`")]
@@ -74,15 +61,8 @@ pub enum Init {
 }
 
 enum Source {
-    File {
-        path: PathBuf,
-        data: memmap2::Mmap,
-        header_len: usize,
-        metadata: Metadata,
-    },
-    Random {
-        seed: u64,
-    },
+    File { path: PathBuf, data: memmap2::Mmap, header_len: usize, metadata: Metadata },
+    Random { seed: u64 },
 }
 
 /// A source of named tensors on one device.
@@ -106,9 +86,7 @@ impl Weights {
     /// `model.safetensors`, as Hugging Face saves it).
     pub fn open(spec: &str, device: &Device) -> Result<Self> {
         if let Some(seed) = spec.strip_prefix("random:") {
-            let seed = seed
-                .parse::<u64>()
-                .map_err(|_| WeightError::Spec(spec.to_string()))?;
+            let seed = seed.parse::<u64>().map_err(|_| WeightError::Spec(spec.to_string()))?;
             return Ok(Self::random(seed, device));
         }
         if spec.is_empty() {
@@ -122,25 +100,14 @@ impl Weights {
     }
 
     pub fn from_file(path: &Path, device: &Device) -> Result<Self> {
-        let io = |source| WeightError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
+        let io = |source| WeightError::Io { path: path.to_path_buf(), source };
         let file = std::fs::File::open(path).map_err(io)?;
         // SAFETY: the map is read-only and lives as long as `Weights`; a file
         // changed underneath us while loading is the caller's race to avoid.
         let data = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
-        let (header_len, metadata) =
-            SafeTensors::read_metadata(&data).map_err(|e| WeightError::Format {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            })?;
-        let source = Source::File {
-            path: path.to_path_buf(),
-            data,
-            header_len,
-            metadata,
-        };
+        let (header_len, metadata) = SafeTensors::read_metadata(&data)
+            .map_err(|e| WeightError::Format { path: path.to_path_buf(), reason: e.to_string() })?;
+        let source = Source::File { path: path.to_path_buf(), data, header_len, metadata };
         Ok(Self::with_source(source, device))
     }
 
@@ -212,10 +179,7 @@ impl Weights {
     /// leaving out BatchNorm's `num_batches_tracked` counters.
     pub fn unused(&self) -> Vec<String> {
         let used = self.used.borrow();
-        self.names()
-            .into_iter()
-            .filter(|n| !used.contains(n) && !n.ends_with("num_batches_tracked"))
-            .collect()
+        self.names().into_iter().filter(|n| !used.contains(n) && !n.ends_with("num_batches_tracked")).collect()
     }
 
     fn full(&self, name: &str) -> String {
@@ -227,12 +191,7 @@ impl Weights {
         let full = self.full(name);
         let tensor = match &self.source {
             Source::Random { seed } => random_tensor(*seed, &full, shape, init, &self.device)?,
-            Source::File {
-                path,
-                data,
-                header_len,
-                metadata,
-            } => {
+            Source::File { path, data, header_len, metadata } => {
                 let origin = path.display().to_string();
                 let info = metadata.info(&full).ok_or_else(|| WeightError::Missing {
                     origin: origin.clone(),
@@ -273,10 +232,7 @@ impl Weights {
 
     /// An error about this source that is not about one tensor.
     pub fn invalid(&self, message: impl Into<String>) -> WeightError {
-        WeightError::Invalid {
-            origin: self.origin(),
-            message: message.into(),
-        }
+        WeightError::Invalid { origin: self.origin(), message: message.into() }
     }
 }
 
@@ -307,22 +263,12 @@ fn missing_hint(metadata: &Metadata, name: &str) -> String {
 
 fn decode_f32(bytes: &[u8], dtype: Dtype) -> Option<Vec<f32>> {
     let v = match dtype {
-        Dtype::F32 => bytes
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect(),
-        Dtype::F16 => bytes
-            .chunks_exact(2)
-            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
-            .collect(),
-        Dtype::BF16 => bytes
-            .chunks_exact(2)
-            .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
-            .collect(),
-        Dtype::F64 => bytes
-            .chunks_exact(8)
-            .map(|c| f64::from_le_bytes(<[u8; 8]>::try_from(c).unwrap()) as f32)
-            .collect(),
+        Dtype::F32 => bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+        Dtype::F16 => bytes.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+        Dtype::BF16 => bytes.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+        Dtype::F64 => {
+            bytes.chunks_exact(8).map(|c| f64::from_le_bytes(<[u8; 8]>::try_from(c).unwrap()) as f32).collect()
+        }
         _ => return None,
     };
     Some(v)
@@ -348,9 +294,7 @@ pub(crate) fn random_tensor(seed: u64, name: &str, shape: &[usize], init: Init, 
         }
         Init::Uniform(lo, hi) => {
             let mut rng = rng_for(seed, name);
-            let v: Vec<f32> = (0..n)
-                .map(|_| (lo + (hi - lo) * rand::Rng::random::<f64>(&mut rng)) as f32)
-                .collect();
+            let v: Vec<f32> = (0..n).map(|_| (lo + (hi - lo) * rand::Rng::random::<f64>(&mut rng)) as f32).collect();
             Tensor::from_vec(v, shape, dev)?
         }
     };
@@ -385,9 +329,6 @@ mod tests {
 
     #[test]
     fn bad_spec_is_an_error() {
-        assert!(matches!(
-            Weights::open("random:x", &Device::Cpu),
-            Err(WeightError::Spec(_))
-        ));
+        assert!(matches!(Weights::open("random:x", &Device::Cpu), Err(WeightError::Spec(_))));
     }
 }

@@ -45,18 +45,8 @@ fn manifest() -> Manifest {
             betas: (r["betas"][0].as_f64().unwrap(), r["betas"][1].as_f64().unwrap()),
         })
         .collect();
-    let no_grad = a["no_grad_steps"]
-        .as_object()
-        .unwrap()
-        .values()
-        .map(|s| s.as_array().unwrap().len())
-        .sum();
-    Manifest {
-        steps: a["steps"].as_u64().unwrap() as usize,
-        no_grad,
-        params,
-        runs,
-    }
+    let no_grad = a["no_grad_steps"].as_object().unwrap().values().map(|s| s.as_array().unwrap().len()).sum();
+    Manifest { steps: a["steps"].as_u64().unwrap() as usize, no_grad, params, runs }
 }
 
 fn lr_at(step: usize) -> f64 {
@@ -74,22 +64,14 @@ fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
 fn bits(t: &Tensor) -> Vec<u64> {
     let t = t.flatten_all().unwrap();
     match t.dtype() {
-        DType::F32 => t
-            .to_vec1::<f32>()
-            .unwrap()
-            .iter()
-            .map(|x| x.to_bits() as u64)
-            .collect(),
+        DType::F32 => t.to_vec1::<f32>().unwrap().iter().map(|x| x.to_bits() as u64).collect(),
         DType::F64 => t.to_vec1::<f64>().unwrap().iter().map(|x| x.to_bits()).collect(),
         d => panic!("unexpected dtype {d:?}"),
     }
 }
 
 fn vars_from(r: &HashMap<String, Tensor>, prefix: &str, names: &[String]) -> Vec<(String, Var)> {
-    names
-        .iter()
-        .map(|n| (n.clone(), Var::from_tensor(&r[&format!("{prefix}.{n}")]).unwrap()))
-        .collect()
+    names.iter().map(|n| (n.clone(), Var::from_tensor(&r[&format!("{prefix}.{n}")]).unwrap())).collect()
 }
 
 /// Gradients of step `step` as the fixture gives them; a missing key means
@@ -105,15 +87,7 @@ fn grads_at(r: &HashMap<String, Tensor>, run: &str, step: usize, vars: &[(String
 }
 
 fn optimizer(vars: &[(String, Var)], betas: (f64, f64)) -> Adam {
-    Adam::new(
-        vars.to_vec(),
-        AdamConfig {
-            lr: lr_at(0),
-            betas,
-            eps: 1e-8,
-        },
-    )
-    .unwrap()
+    Adam::new(vars.to_vec(), AdamConfig { lr: lr_at(0), betas, eps: 1e-8 }).unwrap()
 }
 
 #[test]
@@ -135,19 +109,12 @@ fn adam_matches_torch_optim_adam() {
             for (n, v) in &vars {
                 let want = &r[&format!("{}.after.{step}.{n}", run.name)];
                 let d = max_abs_diff(v.as_tensor(), want);
-                assert!(
-                    d <= TOL,
-                    "{} step {step} `{n}`: parameter differs by {d:e}",
-                    run.name
-                );
+                assert!(d <= TOL, "{} step {step} `{n}`: parameter differs by {d:e}", run.name);
                 worst_param = worst_param.max(d);
                 let sk = format!("{}.state.{step}.{n}.step", run.name);
                 match r.get(&sk) {
                     None => {
-                        assert!(
-                            !state.contains_key(&format!("{n}.step")),
-                            "{sk}: torch has no state yet"
-                        );
+                        assert!(!state.contains_key(&format!("{n}.step")), "{sk}: torch has no state yet");
                         assert_eq!(opt.step_count(n), Some(0));
                     }
                     Some(want_step) => {
@@ -164,10 +131,7 @@ fn adam_matches_torch_optim_adam() {
                 }
             }
         }
-        eprintln!(
-            "adam {}: max abs diff parameters {worst_param:.2e}, moments {worst_state:.2e}",
-            run.name
-        );
+        eprintln!("adam {}: max abs diff parameters {worst_param:.2e}, moments {worst_state:.2e}", run.name);
     }
     // The fixture does exercise skipping, and every skip was seen.
     assert!(m.no_grad > 0);
@@ -175,14 +139,7 @@ fn adam_matches_torch_optim_adam() {
 }
 
 /// Runs steps `from..to` on `opt` with the fixture's gradients.
-fn run_steps(
-    opt: &mut Adam,
-    r: &HashMap<String, Tensor>,
-    run: &str,
-    vars: &[(String, Var)],
-    from: usize,
-    to: usize,
-) {
+fn run_steps(opt: &mut Adam, r: &HashMap<String, Tensor>, run: &str, vars: &[(String, Var)], from: usize, to: usize) {
     for step in from..to {
         opt.set_lr(lr_at(step)).unwrap();
         opt.step(&grads_at(r, run, step, vars)).unwrap();
@@ -205,10 +162,8 @@ fn resuming_from_saved_state_is_bit_identical() {
             let first = vars_from(&r, &format!("{}.init", run.name), &m.params);
             let mut opt1 = optimizer(&first, run.betas);
             run_steps(&mut opt1, &r, &run.name, &first, 0, split);
-            let params: HashMap<String, Tensor> = first
-                .iter()
-                .map(|(n, v)| (n.clone(), v.as_tensor().clone()))
-                .collect();
+            let params: HashMap<String, Tensor> =
+                first.iter().map(|(n, v)| (n.clone(), v.as_tensor().clone())).collect();
             let (pfile, sfile) = (dir.join("params.safetensors"), dir.join("optim.safetensors"));
             candle_core::safetensors::save(&params, &pfile).unwrap();
             candle_core::safetensors::save(&opt1.export_state().unwrap(), &sfile).unwrap();
@@ -217,11 +172,8 @@ fn resuming_from_saved_state_is_bit_identical() {
             // Second leg: everything fresh, from the files only.
             let loaded = candle_core::safetensors::load(&pfile, &Device::Cpu).unwrap();
             let state = candle_core::safetensors::load(&sfile, &Device::Cpu).unwrap();
-            let second: Vec<(String, Var)> = m
-                .params
-                .iter()
-                .map(|n| (n.clone(), Var::from_tensor(&loaded[n]).unwrap()))
-                .collect();
+            let second: Vec<(String, Var)> =
+                m.params.iter().map(|n| (n.clone(), Var::from_tensor(&loaded[n]).unwrap())).collect();
             let mut opt2 = optimizer(&second, run.betas);
             opt2.import_state(&state).unwrap();
             run_steps(&mut opt2, &r, &run.name, &second, split, m.steps);
@@ -230,21 +182,12 @@ fn resuming_from_saved_state_is_bit_identical() {
             let s2 = opt2.export_state().unwrap();
             assert_eq!(s1.len(), s2.len());
             for ((n, a), (_, b)) in straight.iter().zip(&second) {
-                assert_eq!(
-                    bits(a.as_tensor()),
-                    bits(b.as_tensor()),
-                    "{} split {split} `{n}`",
-                    run.name
-                );
+                assert_eq!(bits(a.as_tensor()), bits(b.as_tensor()), "{} split {split} `{n}`", run.name);
             }
             for (k, a) in &s1 {
                 let b = &s2[k];
                 if k.ends_with(".step") {
-                    assert_eq!(
-                        a.to_scalar::<i64>().unwrap(),
-                        b.to_scalar::<i64>().unwrap(),
-                        "{k}"
-                    );
+                    assert_eq!(a.to_scalar::<i64>().unwrap(), b.to_scalar::<i64>().unwrap(), "{k}");
                 } else {
                     assert_eq!(bits(a), bits(b), "{} split {split} state `{k}`", run.name);
                 }

@@ -145,7 +145,11 @@ fn the_head_overfits_one_batch() {
     // Mean of the 4x4 top-left patch cells against the rest of the 8x8 grid.
     let (mut inside, mut outside) = (0f32, 0f32);
     for (i, p) in map.iter().enumerate() {
-        if i / 8 < 4 && i % 8 < 4 { inside += p / 16.0 } else { outside += p / 48.0 }
+        if i / 8 < 4 && i % 8 < 4 {
+            inside += p / 16.0
+        } else {
+            outside += p / 48.0
+        }
     }
     eprintln!("loss {first} -> {last}; scores {score:?}; map inside {inside} outside {outside}");
     assert!(last < 0.5 * first, "loss {first} -> {last}");

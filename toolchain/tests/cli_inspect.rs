@@ -22,9 +22,12 @@ fn inspect_reports_sources_and_parameter_counts() {
     let clip = f.join("clip_tiny_openai.safetensors");
     let resnet = f.join("resnet_tiny_basic.safetensors");
     let out = inspect(&[
-        "--preset", preset.to_str().unwrap(),
-        "--clip", clip.to_str().unwrap(),
-        "--resnet", resnet.to_str().unwrap(),
+        "--preset",
+        preset.to_str().unwrap(),
+        "--clip",
+        clip.to_str().unwrap(),
+        "--resnet",
+        resnet.to_str().unwrap(),
         "--json",
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -30,10 +30,7 @@ fn check_vision(clip: &Clip, grid: &str) {
         assert!(d <= TOL, "{grid} hidden state {i}: max abs diff {d}");
         worst = worst.max(d);
     }
-    let e = max_abs_diff(
-        &clip.vision.image_embeds(pixels).unwrap(),
-        &r[&format!("vision.{grid}.image_embeds")],
-    );
+    let e = max_abs_diff(&clip.vision.image_embeds(pixels).unwrap(), &r[&format!("vision.{grid}.image_embeds")]);
     assert!(e <= TOL, "{grid} image embeds: max abs diff {e}");
     eprintln!("{:?} vision {grid}: hidden states max abs diff {worst:.2e}, image embeds {e:.2e}", clip.naming);
 }

@@ -30,7 +30,13 @@ fn read_reference(path: &Path) -> Reference {
     let f32s = |n: &str| -> Vec<f32> {
         st.tensor(n).unwrap().data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()
     };
-    let i64s = st.tensor("category").unwrap().data().chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap())).collect();
+    let i64s = st
+        .tensor("category")
+        .unwrap()
+        .data()
+        .chunks_exact(8)
+        .map(|b| i64::from_le_bytes(b.try_into().unwrap()))
+        .collect();
     Reference { images: f32s("image"), categories: i64s, scores: f32s("image_score"), maps: f32s("anomaly_map") }
 }
 

@@ -64,14 +64,8 @@ fn check(loss: &str, input: &str, target: &str, f: &LossFn) -> HashMap<&'static 
             let dv = max_scaled_diff(&value, &r[&k("loss")]);
             let dg = max_scaled_diff(grad, &r[&k("grad")]);
             eprintln!("{loss} {case} {dn}: value diff {dv:.2e}, grad diff {dg:.2e}");
-            assert!(
-                dv <= tol,
-                "{loss} {case} {dn}: value differs by {dv:e} (tol {tol:e})"
-            );
-            assert!(
-                dg <= tol,
-                "{loss} {case} {dn}: gradient differs by {dg:e} (tol {tol:e})"
-            );
+            assert!(dv <= tol, "{loss} {case} {dn}: value differs by {dv:e} (tol {tol:e})");
+            assert!(dg <= tol, "{loss} {case} {dn}: gradient differs by {dg:e} (tol {tol:e})");
             let w = worst.entry(dn).or_insert((0f64, 0f64));
             *w = (w.0.max(dv), w.1.max(dg));
         }
@@ -113,10 +107,7 @@ fn fixtures_cover_the_edge_cases() {
     let empty = &r["stage.empty_mask.f32.mask"];
     assert_eq!(empty.sum_all().unwrap().to_scalar::<f32>().unwrap(), 0.0);
     let s = r["bce.extremes.f32.score"].to_vec1::<f32>().unwrap();
-    assert!(
-        s.contains(&0.0) && s.contains(&1.0),
-        "BCE extremes lack exact 0 / 1"
-    );
+    assert!(s.contains(&0.0) && s.contains(&1.0), "BCE extremes lack exact 0 / 1");
 }
 
 #[test]

@@ -9,14 +9,7 @@ use afr_runtime::image_io;
 use afr_toolchain::synth::{self, generate, SynthConfig, SynthError, MARKER};
 
 fn tiny(seed: u64) -> SynthConfig {
-    SynthConfig {
-        seed,
-        size: 32,
-        categories: None,
-        train_good: 1,
-        test_good: 2,
-        test_bad_per_defect: 1,
-    }
+    SynthConfig { seed, size: 32, categories: None, train_good: 1, test_good: 2, test_bad_per_defect: 1 }
 }
 
 /// Every file under `root` (relative path -> bytes).
@@ -27,10 +20,7 @@ fn files(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
             if path.is_dir() {
                 walk(&path, root, out);
             } else {
-                out.insert(
-                    path.strip_prefix(root).unwrap().to_path_buf(),
-                    fs::read(&path).unwrap(),
-                );
+                out.insert(path.strip_prefix(root).unwrap().to_path_buf(), fs::read(&path).unwrap());
             }
         }
     }
@@ -48,11 +38,7 @@ fn same_seed_gives_identical_bytes() {
     assert!(fa.len() > 20, "{} files", fa.len());
     assert_eq!(fa.keys().collect::<Vec<_>>(), fb.keys().collect::<Vec<_>>());
     for (name, bytes) in &fa {
-        assert!(
-            bytes == &fb[name],
-            "{} differs between two runs",
-            name.display()
-        );
+        assert!(bytes == &fb[name], "{} differs between two runs", name.display());
     }
     assert!(!fa.keys().any(|k| k.to_string_lossy().ends_with(".tmp")));
 }
@@ -65,20 +51,11 @@ fn different_seeds_differ_and_normal_images_vary() {
     let (fa, fb) = (files(a.path()), files(b.path()));
     for cat in synth::category_names() {
         let key = PathBuf::from(format!("{cat}/test/good/000.png"));
-        assert_ne!(
-            fa[&key], fb[&key],
-            "{cat}: seeds 1 and 2 gave the same image"
-        );
+        assert_ne!(fa[&key], fb[&key], "{cat}: seeds 1 and 2 gave the same image");
         let other = PathBuf::from(format!("{cat}/test/good/001.png"));
-        assert_ne!(
-            fa[&key], fa[&other],
-            "{cat}: two normal images are identical"
-        );
+        assert_ne!(fa[&key], fa[&other], "{cat}: two normal images are identical");
         let train = PathBuf::from(format!("{cat}/train/good/000.png"));
-        assert_ne!(
-            fa[&key], fa[&train],
-            "{cat}: train and test image 000 are identical"
-        );
+        assert_ne!(fa[&key], fa[&train], "{cat}: train and test image 000 are identical");
     }
 }
 
@@ -86,10 +63,7 @@ fn different_seeds_differ_and_normal_images_vary() {
 fn images_do_not_depend_on_the_other_categories() {
     let (all, one) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     generate(all.path(), &tiny(3), |_, _| {}).unwrap();
-    let cfg = SynthConfig {
-        categories: Some(vec!["wood".into()]),
-        ..tiny(3)
-    };
+    let cfg = SynthConfig { categories: Some(vec!["wood".into()]), ..tiny(3) };
     let summary = generate(one.path(), &cfg, |_, _| {}).unwrap();
     assert_eq!(summary.categories, vec!["wood".to_string()]);
     let (fa, fo) = (files(all.path()), files(one.path()));
@@ -102,14 +76,8 @@ fn images_do_not_depend_on_the_other_categories() {
 fn output_opens_with_the_mvtec_reader_and_masks_are_exact_sets() {
     let dir = tempfile::tempdir().unwrap();
     let mut calls = Vec::new();
-    let summary = generate(dir.path(), &tiny(11), |done, total| {
-        calls.push((done, total))
-    })
-    .unwrap();
-    let defects: usize = synth::category_names()
-        .iter()
-        .map(|c| synth::defects_of(c).unwrap().len())
-        .sum();
+    let summary = generate(dir.path(), &tiny(11), |done, total| calls.push((done, total))).unwrap();
+    let defects: usize = synth::category_names().iter().map(|c| synth::defects_of(c).unwrap().len()).sum();
     assert_eq!(summary.masks, defects);
     assert_eq!(summary.images, 5 * 3 + defects);
     assert_eq!(calls.len(), summary.images);
@@ -118,10 +86,7 @@ fn output_opens_with_the_mvtec_reader_and_masks_are_exact_sets() {
 
     let test = Dataset::open(dir.path(), Format::Mvtec, Split::Test, None).unwrap();
     assert_eq!(test.categories(), {
-        let mut c: Vec<String> = synth::category_names()
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let mut c: Vec<String> = synth::category_names().iter().map(|s| s.to_string()).collect();
         c.sort();
         c
     });
@@ -130,33 +95,21 @@ fn output_opens_with_the_mvtec_reader_and_masks_are_exact_sets() {
         let (img, mask) = image_io::load_pair(&s.image, s.mask.as_deref()).unwrap();
         assert_eq!(img.dimensions(), (32, 32));
         if s.anomalous {
-            let mask = mask
-                .unwrap_or_else(|| panic!("{}: defective image without mask", s.image.display()));
+            let mask = mask.unwrap_or_else(|| panic!("{}: defective image without mask", s.image.display()));
             // Written as 0/255, and non-empty.
             let raw = image::open(s.mask.as_ref().unwrap()).unwrap().to_luma8();
             assert!(raw.pixels().all(|p| p[0] == 0 || p[0] == 255));
             let on = mask.pixels().filter(|p| p[0] > 0).count();
             assert!(on > 0, "{}: empty mask", s.image.display());
-            assert!(
-                on < 32 * 32 / 2,
-                "{}: mask covers {on} of 1024 pixels",
-                s.image.display()
-            );
-            assert!(synth::defects_of(&s.category)
-                .unwrap()
-                .contains(&s.defect.as_str()));
+            assert!(on < 32 * 32 / 2, "{}: mask covers {on} of 1024 pixels", s.image.display());
+            assert!(synth::defects_of(&s.category).unwrap().contains(&s.defect.as_str()));
         } else {
             assert!(mask.is_none() && s.defect == "good");
         }
     }
     // Good images have no mask file at all.
     for cat in synth::category_names() {
-        assert!(!dir
-            .path()
-            .join(cat)
-            .join("ground_truth")
-            .join("good")
-            .exists());
+        assert!(!dir.path().join(cat).join("ground_truth").join("good").exists());
     }
     let train = Dataset::open(dir.path(), Format::Mvtec, Split::Train, None).unwrap();
     assert_eq!(train.samples.len(), 5);
@@ -176,19 +129,13 @@ fn render_gives_masks_for_defects_only() {
                     let (img, mask) = synth::render(cat, Some(defect), size, seed).unwrap();
                     let mask = mask.unwrap();
                     assert_eq!(mask.dimensions(), img.dimensions());
-                    assert!(
-                        mask.pixels().any(|p| p[0] == 255),
-                        "{cat}/{defect}: empty mask"
-                    );
+                    assert!(mask.pixels().any(|p| p[0] == 255), "{cat}/{defect}: empty mask");
                 }
             }
         }
     }
     assert!(synth::render("fabric", Some("bent"), 32, 0).is_err());
-    assert!(matches!(
-        synth::render("tyre", None, 32, 0),
-        Err(SynthError::UnknownCategory { .. })
-    ));
+    assert!(matches!(synth::render("tyre", None, 32, 0), Err(SynthError::UnknownCategory { .. })));
 }
 
 #[test]
@@ -198,17 +145,11 @@ fn refuses_foreign_directories_and_regenerates_its_own() {
     let e = generate(dir.path(), &tiny(0), |_, _| {}).unwrap_err();
     assert!(matches!(e, SynthError::NotEmpty { .. }), "{e:?}");
     assert!(e.to_string().contains(MARKER));
-    assert_eq!(
-        fs::read(dir.path().join("thesis.tex")).unwrap(),
-        b"precious"
-    );
+    assert_eq!(fs::read(dir.path().join("thesis.tex")).unwrap(), b"precious");
 
     // A previous synth output is regenerated, without stale files from a larger run.
     let out = dir.path().join("synth");
-    let big = SynthConfig {
-        test_good: 3,
-        ..tiny(0)
-    };
+    let big = SynthConfig { test_good: 3, ..tiny(0) };
     generate(&out, &big, |_, _| {}).unwrap();
     assert!(out.join("bolt/test/good/002.png").exists());
     generate(&out, &tiny(0), |_, _| {}).unwrap();
@@ -218,10 +159,7 @@ fn refuses_foreign_directories_and_regenerates_its_own() {
 
     let file = dir.path().join("a_file");
     fs::write(&file, b"x").unwrap();
-    assert!(matches!(
-        generate(&file, &tiny(0), |_, _| {}),
-        Err(SynthError::NotADirectory { .. })
-    ));
+    assert!(matches!(generate(&file, &tiny(0), |_, _| {}), Err(SynthError::NotADirectory { .. })));
 }
 
 #[test]
@@ -230,20 +168,10 @@ fn bad_configurations_are_errors() {
     let out = dir.path().join("o");
     let e = generate(&out, &SynthConfig { size: 4, ..tiny(0) }, |_, _| {}).unwrap_err();
     assert!(matches!(e, SynthError::Config(_)), "{e:?}");
-    let cfg = SynthConfig {
-        categories: Some(vec!["carpet".into()]),
-        ..tiny(0)
-    };
+    let cfg = SynthConfig { categories: Some(vec!["carpet".into()]), ..tiny(0) };
     let e = generate(&out, &cfg, |_, _| {}).unwrap_err();
-    assert!(
-        e.to_string().contains("carpet") && e.to_string().contains("washer"),
-        "{e}"
-    );
-    let cfg = SynthConfig {
-        test_good: 0,
-        test_bad_per_defect: 0,
-        ..tiny(0)
-    };
+    assert!(e.to_string().contains("carpet") && e.to_string().contains("washer"), "{e}");
+    let cfg = SynthConfig { test_good: 0, test_bad_per_defect: 0, ..tiny(0) };
     assert!(generate(&out, &cfg, |_, _| {}).is_err());
     assert_eq!(SynthConfig::default().size, 128);
 }

@@ -42,27 +42,19 @@ fn openai_reference(case: &Value) -> Vec<u32> {
 }
 
 fn ids_of(v: &Value) -> Vec<u32> {
-    v.as_array()
-        .expect("ids are a list")
-        .iter()
-        .map(|x| x.as_u64().expect("an id is an integer") as u32)
-        .collect()
+    v.as_array().expect("ids are a list").iter().map(|x| x.as_u64().expect("an id is an integer") as u32).collect()
 }
 
 fn load_cases() -> (usize, Vec<Case>) {
     let path = repo_root().join("tests/fixtures/clip_tokens.json");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     let root: Value = serde_json::from_str(&text).expect("clip_tokens.json is JSON");
     let context_length = root["context_length"].as_u64().expect("context_length") as usize;
     let cases = root["cases"]
         .as_array()
         .expect("cases")
         .iter()
-        .map(|c| Case {
-            text: c["text"].as_str().expect("text").to_string(),
-            expected: openai_reference(c),
-        })
+        .map(|c| Case { text: c["text"].as_str().expect("text").to_string(), expected: openai_reference(c) })
         .collect();
     (context_length, cases)
 }
@@ -91,18 +83,11 @@ fn fixture_cases_match_reference_ids() {
         if got == case.expected {
             matched += 1;
         } else {
-            failures.push(format!(
-                "{:?}\n   expected {:?}\n   got      {:?}",
-                case.text, case.expected, got
-            ));
+            failures.push(format!("{:?}\n   expected {:?}\n   got      {:?}", case.text, case.expected, got));
         }
     }
     eprintln!("{matched} of {} cases match exactly", cases.len());
-    assert!(
-        failures.is_empty(),
-        "mismatched cases:\n{}",
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "mismatched cases:\n{}", failures.join("\n"));
 }
 
 /// A `tokenizer.json` written here from the merges file, with the merges as "a b" strings or
@@ -120,10 +105,7 @@ fn write_tokenizer_json(name: &str, pairs_as_lists: bool, gzip: bool) -> PathBuf
         .take(48894)
         .map(|l| {
             let mut it = l.split_whitespace();
-            (
-                it.next().unwrap().to_string(),
-                it.next().unwrap().to_string(),
-            )
+            (it.next().unwrap().to_string(), it.next().unwrap().to_string())
         })
         .collect();
     let mut order: Vec<u32> = (33..=126).chain(161..=172).chain(174..=255).collect();
@@ -140,21 +122,9 @@ fn write_tokenizer_json(name: &str, pairs_as_lists: bool, gzip: bool) -> PathBuf
     let mut tokens: Vec<String> = chars.iter().map(|c| c.to_string()).collect();
     tokens.extend(chars.iter().map(|c| format!("{c}</w>")));
     tokens.extend(merges.iter().map(|(a, b)| format!("{a}{b}")));
-    let vocab: serde_json::Map<String, Value> = tokens
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t.clone(), json!(i)))
-        .collect();
-    let merges: Vec<Value> = merges
-        .iter()
-        .map(|(a, b)| {
-            if pairs_as_lists {
-                json!([a, b])
-            } else {
-                json!(format!("{a} {b}"))
-            }
-        })
-        .collect();
+    let vocab: serde_json::Map<String, Value> = tokens.iter().enumerate().map(|(i, t)| (t.clone(), json!(i))).collect();
+    let merges: Vec<Value> =
+        merges.iter().map(|(a, b)| if pairs_as_lists { json!([a, b]) } else { json!(format!("{a} {b}")) }).collect();
     let doc = json!({
         "added_tokens": [
             {"id": 49406, "content": "<|startoftext|>", "special": true},
@@ -205,11 +175,7 @@ fn tokenizer_json_gives_the_same_ids_as_the_merges_file() {
     assert_eq!(from_strings.sot(), 49406);
     assert_eq!(from_lists.eot(), 49407);
     // from_file picks the merges format by content, too.
-    assert_same_ids(
-        &bpe,
-        &Tokenizer::from_file(bpe_path()).unwrap(),
-        "from_file on the .gz",
-    );
+    assert_same_ids(&bpe, &Tokenizer::from_file(bpe_path()).unwrap(), "from_file on the .gz");
 
     // Hugging Face's own tokenizer.json for CLIP, where the fixtures include it.
     let hf = repo_root().join("tests/fixtures/clip_tokenizer.json.gz");
@@ -217,10 +183,7 @@ fn tokenizer_json_gives_the_same_ids_as_the_merges_file() {
         let from_hf = Tokenizer::from_tokenizer_json(&hf).unwrap();
         assert_same_ids(&bpe, &from_hf, "Hugging Face tokenizer.json");
     } else {
-        eprintln!(
-            "{} absent: compared only the generated tokenizer.json",
-            hf.display()
-        );
+        eprintln!("{} absent: compared only the generated tokenizer.json", hf.display());
     }
 }
 
@@ -255,20 +218,13 @@ fn encode_has_no_special_tokens_and_caches_consistently() {
     assert_eq!(once.len(), 6);
     // Second call is served from the word cache.
     assert_eq!(tok.encode("a photo of a normal object"), once);
-    assert_eq!(
-        tok.tokenize("a photo of a normal object", 77)[1..7],
-        once[..]
-    );
+    assert_eq!(tok.tokenize("a photo of a normal object", 77)[1..7], once[..]);
 }
 
 fn expect_error_naming(path: &Path, result: Result<Tokenizer, TokenizerError>) -> TokenizerError {
     let err = result.expect_err("a bad file must not load");
     let message = err.to_string();
-    assert!(
-        message.contains(&path.display().to_string()),
-        "error does not name {}: {message}",
-        path.display()
-    );
+    assert!(message.contains(&path.display().to_string()), "error does not name {}: {message}", path.display());
     err
 }
 
@@ -293,20 +249,14 @@ fn bad_files_give_errors_naming_the_path() {
     let short = scratch("short.txt");
     std::fs::write(&short, "#version: 0.2\ni n\nt h\n").unwrap();
     let err = expect_error_naming(&short, Tokenizer::from_bpe_gz(&short));
-    assert!(
-        matches!(err, TokenizerError::TooFewMerges { found: 3, .. }),
-        "{err}"
-    );
+    assert!(matches!(err, TokenizerError::TooFewMerges { found: 3, .. }), "{err}");
 
     let bad_merge = scratch("bad-merge.txt");
     let mut text = String::from("#version: 0.2\ni n\nthree symbols here\n");
     text.push_str(&"a b\n".repeat(48894));
     std::fs::write(&bad_merge, text).unwrap();
     let err = expect_error_naming(&bad_merge, Tokenizer::from_bpe_gz(&bad_merge));
-    assert!(
-        matches!(&err, TokenizerError::BadMerge { location, .. } if location == "line 3"),
-        "{err}"
-    );
+    assert!(matches!(&err, TokenizerError::BadMerge { location, .. } if location == "line 3"), "{err}");
 
     let not_json = scratch("broken.json");
     std::fs::write(&not_json, "{\"model\": {\"vocab\": ").unwrap();
@@ -314,20 +264,12 @@ fn bad_files_give_errors_naming_the_path() {
     assert!(matches!(err, TokenizerError::Json { .. }), "{err}");
 
     let no_merges = scratch("no-merges.json");
-    std::fs::write(
-        &no_merges,
-        r#"{"model": {"type": "BPE", "vocab": {"a": 0}}}"#,
-    )
-    .unwrap();
+    std::fs::write(&no_merges, r#"{"model": {"type": "BPE", "vocab": {"a": 0}}}"#).unwrap();
     let err = expect_error_naming(&no_merges, Tokenizer::from_file(&no_merges));
     assert!(matches!(err, TokenizerError::BadVocabulary { .. }), "{err}");
 
     let bad_pair = scratch("bad-pair.json");
-    std::fs::write(
-        &bad_pair,
-        r#"{"model": {"vocab": {"a": 0}, "merges": [["a"]]}}"#,
-    )
-    .unwrap();
+    std::fs::write(&bad_pair, r#"{"model": {"vocab": {"a": 0}, "merges": [["a"]]}}"#).unwrap();
     let err = expect_error_naming(&bad_pair, Tokenizer::from_tokenizer_json(&bad_pair));
     assert!(err.to_string().contains("model.merges[0]"), "{err}");
 
@@ -346,25 +288,16 @@ fn bad_files_give_errors_naming_the_path() {
 #[test]
 fn text_cleaning_follows_openai() {
     // html.unescape twice after ftfy: "&amp;lt;" ends as "<".
-    assert_eq!(
-        clean_text("fish &amp;amp; chips &amp;lt;3"),
-        "fish & chips <3"
-    );
+    assert_eq!(clean_text("fish &amp;amp; chips &amp;lt;3"), "fish & chips <3");
     // ftfy leaves entities alone in a line with '<'; OpenAI's html.unescape still decodes them.
     assert_eq!(clean_text("<b>A &amp; B</b>"), "<b>a & b</b>");
     // Legacy entities decode without their semicolon, and as a prefix.
     assert_eq!(clean_text("&copy 2024 &ampx"), "\u{a9} 2024 &x");
-    assert_eq!(
-        clean_text("&EACUTE;t&eacute; &#x263a; &#128;"),
-        "\u{e9}t\u{e9} \u{263a} \u{20ac}"
-    );
+    assert_eq!(clean_text("&EACUTE;t&eacute; &#x263a; &#128;"), "\u{e9}t\u{e9} \u{263a} \u{20ac}");
     // NFC, fullwidth forms, ligatures, curly quotes, whitespace collapse, lowercase.
     assert_eq!(clean_text("Cafe\u{301}"), "caf\u{e9}");
     assert_eq!(clean_text("\u{ff21}\u{ff22}\u{3000}\u{ff11}"), "ab 1");
-    assert_eq!(
-        clean_text("the \u{fb01}rst \u{201c}x\u{201d} it\u{2019}s"),
-        "the first \"x\" it's"
-    );
+    assert_eq!(clean_text("the \u{fb01}rst \u{201c}x\u{201d} it\u{2019}s"), "the first \"x\" it's");
     assert_eq!(clean_text("  a\t\tb\r\n\u{a0}c\u{1b}[31m  "), "a b c");
     // Whole-line mojibake is repaired; real accented text is not.
     assert_eq!(clean_text("caf\u{c3}\u{a9}"), "caf\u{e9}");

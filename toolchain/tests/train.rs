@@ -125,7 +125,10 @@ fn a_step_changes_every_trainable_tensor_and_no_frozen_one() {
     params.assign(&trained, &out).unwrap();
     let frozen_after = (model.vision().hidden_states(&px, None).unwrap(), model.resnet().pooled(&px).unwrap());
     for (a, b) in frozen_before.0.iter().zip(&frozen_after.0) {
-        assert_eq!(a.flatten_all().unwrap().to_vec1::<f32>().unwrap(), b.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+        assert_eq!(
+            a.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            b.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+        );
     }
     assert_eq!(
         frozen_before.1.flatten_all().unwrap().to_vec1::<f32>().unwrap(),

@@ -57,7 +57,9 @@ fn a_truncated_file_is_an_error_naming_it() {
     assert!(matches!(err, WeightError::Format { .. }), "{err}");
     assert!(err.to_string().contains("cut.safetensors"), "{err}");
     // A few bytes of garbage, and an empty file, too.
-    for (name, data) in [("garbage.safetensors", b"\xff\xff\xff\xff\xff\xff\xff\x7fjunk".to_vec()), ("empty.safetensors", vec![])] {
+    for (name, data) in
+        [("garbage.safetensors", b"\xff\xff\xff\xff\xff\xff\xff\x7fjunk".to_vec()), ("empty.safetensors", vec![])]
+    {
         let p = scratch_dir("truncated").join(name);
         std::fs::write(&p, data).unwrap();
         assert!(matches!(Weights::open(p.to_str().unwrap(), &Device::Cpu), Err(WeightError::Format { .. })));

@@ -61,7 +61,13 @@ pub struct SharedQuantizers {
 }
 
 impl SharedQuantizers {
-    fn get(&mut self, rw: &mut Rewriter, layer: &WeightedLayer, kind: &Plan, exact: &mut HashSet<String>) -> &Quantizer {
+    fn get(
+        &mut self,
+        rw: &mut Rewriter,
+        layer: &WeightedLayer,
+        kind: &Plan,
+        exact: &mut HashSet<String>,
+    ) -> &Quantizer {
         let key = match kind {
             Plan::Calibrated { scale, zero_point } => format!("{}|{}|{}", layer.input, scale.to_bits(), zero_point),
             _ => format!("{}|dynamic", layer.input),
@@ -142,7 +148,8 @@ fn per_frame(rw: &mut Rewriter, layer: &WeightedLayer, exact: &mut HashSet<Strin
     let neg = rw.new_node(&format!("{base}/neg_lo"), "Neg", &[&lo.output[0]], &[]);
     let zp_raw = rw.new_node(&format!("{base}/zero_point_raw"), "Mul", &[&neg.output[0], &inv.output[0]], &[]);
     let zp = rw.new_node(&format!("{base}/zero_point"), "Round", &[&zp_raw.output[0]], &[]);
-    let zp_i32 = rw.new_node(&format!("{base}/zero_point_i32"), "Cast", &[&zp.output[0]], &[("to", AttrValue::Int(INT32))]);
+    let zp_i32 =
+        rw.new_node(&format!("{base}/zero_point_i32"), "Cast", &[&zp.output[0]], &[("to", AttrValue::Int(INT32))]);
     let half = scalar(rw, &format!("{base}/half"), 0.5, exact);
     let zp_half = rw.new_node(&format!("{base}/zero_point_half"), "Add", &[&zp.output[0], &half], &[]);
     let (scale_out, inv_out, zp_out, zp_i32_out) =
@@ -152,7 +159,13 @@ fn per_frame(rw: &mut Rewriter, layer: &WeightedLayer, exact: &mut HashSet<Strin
     Quantizer { nodes, q, scale: Scale::PerFrame { scale: scale_out, zero_point_i32: zp_i32_out } }
 }
 
-fn fixed(rw: &mut Rewriter, layer: &WeightedLayer, scale: f32, zero_point: u8, exact: &mut HashSet<String>) -> Quantizer {
+fn fixed(
+    rw: &mut Rewriter,
+    layer: &WeightedLayer,
+    scale: f32,
+    zero_point: u8,
+    exact: &mut HashSet<String>,
+) -> Quantizer {
     let base = format!("{}/quantize_input", layer.name);
     let inv = scalar(rw, &format!("{base}/inv_scale"), 1.0 / scale, exact);
     let zp = scalar(rw, &format!("{base}/zero_point_half"), zero_point as f32 + 0.5, exact);

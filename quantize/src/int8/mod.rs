@@ -119,7 +119,9 @@ impl std::str::FromStr for ActivationMode {
         [Self::Auto, Self::Dynamic, Self::Calibrated, Self::WeightsOnly]
             .into_iter()
             .find(|m| m.as_str() == s)
-            .ok_or_else(|| format!("unknown int8 activation mode `{s}` (expected auto, dynamic, calibrated or weights-only)"))
+            .ok_or_else(|| {
+                format!("unknown int8 activation mode `{s}` (expected auto, dynamic, calibrated or weights-only)")
+            })
     }
 }
 
@@ -178,7 +180,15 @@ pub fn convert_with(
                 ("int8 weights only", plan.reason.clone(), after)
             }
             Plan::Dynamic | Plan::Calibrated { .. } => {
-                let after = dynamic::integer_matmul(&mut rw, layer, &values, &dims, &plan.kind, &mut quantized_inputs, &mut exact)?;
+                let after = dynamic::integer_matmul(
+                    &mut rw,
+                    layer,
+                    &values,
+                    &dims,
+                    &plan.kind,
+                    &mut quantized_inputs,
+                    &mut exact,
+                )?;
                 let choice = if plan.kind == Plan::Dynamic { "int8 dynamic" } else { "int8 calibrated" };
                 (choice, plan.reason.clone(), after)
             }
@@ -207,7 +217,13 @@ pub fn convert_with(
     let mut other: Vec<_> = stored.iter().filter(|(name, _)| !layer_weights.contains(name.as_str())).collect();
     other.sort();
     for (name, after) in other {
-        let before = model.proto.graph.as_ref().and_then(|g| g.initializer.iter().find(|t| &t.name == name)).map(data_bytes).unwrap_or(0);
+        let before = model
+            .proto
+            .graph
+            .as_ref()
+            .and_then(|g| g.initializer.iter().find(|t| &t.name == name))
+            .map(data_bytes)
+            .unwrap_or(0);
         choices.push(LayerChoice {
             node: name.clone(),
             op: "Initializer".into(),

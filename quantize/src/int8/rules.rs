@@ -80,7 +80,10 @@ pub enum Plan {
     WeightsOnly,
     Dynamic,
     /// u8 activations with this fixed scale and zero point.
-    Calibrated { scale: f32, zero_point: u8 },
+    Calibrated {
+        scale: f32,
+        zero_point: u8,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]

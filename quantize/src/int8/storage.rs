@@ -34,21 +34,29 @@ pub fn weights_only(
     }
     // MatMul weights are [in, out]: channels on axis 1; Conv [out, ...]: axis 0.
     let matmul = layer.op == "MatMul";
-    let q = if matmul { weights::per_column(values, dims[0], dims[1]) } else { weights::per_leading_axis(values, dims[0]) };
+    let q =
+        if matmul { weights::per_column(values, dims[0], dims[1]) } else { weights::per_leading_axis(values, dims[0]) };
     let base = format!("{}/dequantize_weight", layer.name);
     let (ranges, row) = fold::slices(dims, fold::FOLD_ELEMENTS);
     let mut parts = Vec::new();
     let mut nodes = Vec::new();
-    let shared_scale = matmul.then(|| rw.add_initializer(f32_tensor(&format!("{}_scale", layer.weight), &[q.scales.len()], &q.scales)));
+    let shared_scale = matmul
+        .then(|| rw.add_initializer(f32_tensor(&format!("{}_scale", layer.weight), &[q.scales.len()], &q.scales)));
     for (lo, hi) in ranges {
         let mut part_dims = dims.to_vec();
         part_dims[0] = hi - lo;
-        let wq = rw.add_initializer(i8_tensor(&format!("{}_int8", layer.weight), &part_dims, &q.values[lo * row..hi * row]));
+        let wq =
+            rw.add_initializer(i8_tensor(&format!("{}_int8", layer.weight), &part_dims, &q.values[lo * row..hi * row]));
         let ws = match &shared_scale {
             Some(s) => s.clone(),
             None => rw.add_initializer(f32_tensor(&format!("{}_scale", layer.weight), &[hi - lo], &q.scales[lo..hi])),
         };
-        let dq = rw.new_node(&base, "DequantizeLinear", &[&wq, &ws], &[("axis", AttrValue::Int(if matmul { 1 } else { 0 }))]);
+        let dq = rw.new_node(
+            &base,
+            "DequantizeLinear",
+            &[&wq, &ws],
+            &[("axis", AttrValue::Int(if matmul { 1 } else { 0 }))],
+        );
         parts.push(dq.output[0].clone());
         nodes.push(dq);
         exact.insert(wq);

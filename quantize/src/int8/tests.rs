@@ -37,7 +37,15 @@ fn one_linear(m: usize, k: usize, n: usize) -> (Model, Vec<f32>, Vec<f32>) {
     let x = g.input("x", ElemType::F32, &[1, m, k]).unwrap();
     let w = values(k * n, 3, 0.2);
     // One output column is all zeros, one is 100x larger than the others.
-    let w: Vec<f32> = w.iter().enumerate().map(|(i, v)| match i % n { 0 => 0.0, 1 => v * 100.0, _ => *v }).collect();
+    let w: Vec<f32> = w
+        .iter()
+        .enumerate()
+        .map(|(i, v)| match i % n {
+            0 => 0.0,
+            1 => v * 100.0,
+            _ => *v,
+        })
+        .collect();
     let y = g.scoped("vision/block1/fc", |g| {
         let wn = g.initializer_f32("weight_t", &[k, n], &w).unwrap();
         let b = g.initializer_f32("bias", &[n], &values(n, 7, 1.0)).unwrap();
@@ -176,7 +184,9 @@ fn each_role_gets_its_plan_and_the_graph_stays_close_to_fp32() {
     assert_eq!(by_node["resnet/conv/Conv"].weight_bytes_after, 8 * 27 + 4 * 8);
     // The text table is not a weighted layer's weight to quantize... but it
     // is a MatMul weight: it must stay f32 and bit-identical.
-    let table = |m: &Model| m.proto.graph.as_ref().unwrap().initializer.iter().find(|t| t.name == "text/stateless_table").cloned();
+    let table = |m: &Model| {
+        m.proto.graph.as_ref().unwrap().initializer.iter().find(|t| t.name == "text/stateless_table").cloned()
+    };
     assert_eq!(table(&q), table(&model));
     assert_eq!(q.proto.metadata_props, model.proto.metadata_props);
 

@@ -154,11 +154,8 @@ impl GraphBuilder {
 
     /// A name not used before: `scope/prefix`, then `scope/prefix_1`, ...
     pub fn fresh(&mut self, prefix: &str) -> String {
-        let base = if self.scopes.is_empty() {
-            prefix.to_string()
-        } else {
-            format!("{}/{prefix}", self.scopes.join("/"))
-        };
+        let base =
+            if self.scopes.is_empty() { prefix.to_string() } else { format!("{}/{prefix}", self.scopes.join("/")) };
         loop {
             let n = self.counters.entry(base.clone()).or_insert(0);
             let name = if *n == 0 { base.clone() } else { format!("{base}_{n}") };
@@ -182,7 +179,14 @@ impl GraphBuilder {
     }
 
     /// Adds `len` little-endian elements of `data_type` as an initializer.
-    fn initializer(&mut self, prefix: &str, dims: &[usize], data_type: DataType, len: usize, raw_data: Vec<u8>) -> Result<String> {
+    fn initializer(
+        &mut self,
+        prefix: &str,
+        dims: &[usize],
+        data_type: DataType,
+        len: usize,
+        raw_data: Vec<u8>,
+    ) -> Result<String> {
         let name = self.fresh(prefix);
         check_len(&name, dims, len)?;
         self.graph.initializer.push(TensorProto {

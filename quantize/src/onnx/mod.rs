@@ -5,8 +5,8 @@
 mod builder;
 mod model;
 
-pub use builder::{AttrValue, ElemType, GraphBuilder};
 pub(crate) use builder::attribute;
+pub use builder::{AttrValue, ElemType, GraphBuilder};
 pub use model::{Model, IR_VERSION, OPSET};
 pub use tract_onnx::pb;
 

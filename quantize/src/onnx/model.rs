@@ -42,7 +42,8 @@ impl Model {
 
     /// `origin` names the bytes in errors.
     pub fn from_bytes(bytes: &[u8], origin: &Path) -> Result<Self> {
-        let proto = ModelProto::decode(bytes).map_err(|source| OnnxError::Decode { path: origin.to_path_buf(), source })?;
+        let proto =
+            ModelProto::decode(bytes).map_err(|source| OnnxError::Decode { path: origin.to_path_buf(), source })?;
         Ok(Self { proto })
     }
 

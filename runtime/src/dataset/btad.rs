@@ -9,10 +9,7 @@ use super::files::{anomalous_samples, normal_samples, subdirs};
 use super::{DatasetError, Format, Listing, Split};
 
 pub(crate) fn list(root: &Path, split: Split) -> Result<Listing, DatasetError> {
-    let mut listing = Listing {
-        categories: Vec::new(),
-        samples: Vec::new(),
-    };
+    let mut listing = Listing { categories: Vec::new(), samples: Vec::new() };
     for (category, dir) in subdirs(root)? {
         if !dir.join("test").is_dir() && !dir.join("train").is_dir() {
             continue;
@@ -25,9 +22,7 @@ pub(crate) fn list(root: &Path, split: Split) -> Result<Listing, DatasetError> {
             }
             Split::Test => {
                 let test = dir.join("test");
-                listing
-                    .samples
-                    .extend(normal_samples(&test.join("ok"), &category)?);
+                listing.samples.extend(normal_samples(&test.join("ok"), &category)?);
                 listing.samples.extend(anomalous_samples(
                     &test.join("ko"),
                     &dir.join("ground_truth").join("ko"),

@@ -14,18 +14,12 @@ pub fn is_image(path: &Path) -> bool {
 }
 
 fn entries(dir: &Path) -> Result<Vec<PathBuf>, DatasetError> {
-    let io = |source| DatasetError::Io {
-        path: dir.to_path_buf(),
-        source,
-    };
+    let io = |source| DatasetError::Io { path: dir.to_path_buf(), source };
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io)? {
         let path = entry.map_err(io)?.path();
         // Hidden files (.DS_Store, ._foo.png from macOS archives) are never samples.
-        let hidden = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with('.'));
+        let hidden = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'));
         if !hidden {
             out.push(path);
         }
@@ -39,10 +33,7 @@ pub(crate) fn images(dir: &Path) -> Result<Vec<PathBuf>, DatasetError> {
     if !dir.is_dir() {
         return Ok(Vec::new());
     }
-    Ok(entries(dir)?
-        .into_iter()
-        .filter(|p| p.is_file() && is_image(p))
-        .collect())
+    Ok(entries(dir)?.into_iter().filter(|p| p.is_file() && is_image(p)).collect())
 }
 
 /// Subdirectories of `dir` as (name, path), sorted. A missing directory lists as empty.
@@ -58,9 +49,7 @@ pub(crate) fn subdirs(dir: &Path) -> Result<Vec<(String, PathBuf)>, DatasetError
 }
 
 pub(crate) fn stem(path: &Path) -> String {
-    path.file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default()
+    path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
 /// The images of a mask directory, looked up by file stem.
@@ -75,18 +64,14 @@ impl MaskDir {
         if !dir.is_dir() {
             return Ok(None);
         }
-        Ok(Some(MaskDir {
-            dir: dir.to_path_buf(),
-            masks: images(dir)?,
-        }))
+        Ok(Some(MaskDir { dir: dir.to_path_buf(), masks: images(dir)? }))
     }
 
     /// The mask whose stem is one of `stems` (tried in order); PNG first when several
     /// extensions share a stem. Errors naming the image when none is there.
     pub(crate) fn find(&self, image: &Path, stems: &[String]) -> Result<PathBuf, DatasetError> {
         for wanted in stems {
-            let mut hits: Vec<&PathBuf> =
-                self.masks.iter().filter(|m| &stem(m) == wanted).collect();
+            let mut hits: Vec<&PathBuf> = self.masks.iter().filter(|m| &stem(m) == wanted).collect();
             hits.sort_by_key(|m| {
                 let png = m.extension().is_some_and(|e| e.eq_ignore_ascii_case("png"));
                 (!png, (*m).clone())
@@ -98,11 +83,7 @@ impl MaskDir {
         Err(DatasetError::MissingMask {
             image: image.to_path_buf(),
             mask_dir: self.dir.clone(),
-            expected: stems
-                .iter()
-                .map(|s| format!("{s}.png"))
-                .collect::<Vec<_>>()
-                .join(" or "),
+            expected: stems.iter().map(|s| format!("{s}.png")).collect::<Vec<_>>().join(" or "),
         })
     }
 }
@@ -137,13 +118,7 @@ pub(crate) fn anomalous_samples(
             Some(m) => Some(m.find(&image, &mask_stems(&stem(&image)))?),
             None => None,
         };
-        out.push(Sample {
-            image,
-            mask,
-            category: category.to_string(),
-            anomalous: true,
-            defect: defect.to_string(),
-        });
+        out.push(Sample { image, mask, category: category.to_string(), anomalous: true, defect: defect.to_string() });
     }
     Ok(out)
 }

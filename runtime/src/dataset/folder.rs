@@ -17,14 +17,9 @@ pub(crate) fn list(root: &Path, split: Split) -> Result<Listing, DatasetError> {
     let mut dirs = Vec::new();
     if is_category(root) {
         // `.` or `..` have no file name of their own: ask the file system for it.
-        let named = std::fs::canonicalize(root).map_err(|source| DatasetError::Io {
-            path: root.to_path_buf(),
-            source,
-        })?;
-        let name = named
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "object".to_string());
+        let named =
+            std::fs::canonicalize(root).map_err(|source| DatasetError::Io { path: root.to_path_buf(), source })?;
+        let name = named.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "object".to_string());
         dirs.push((name, root.to_path_buf()));
     } else {
         dirs.extend(subdirs(root)?.into_iter().filter(|(_, d)| is_category(d)));
@@ -36,14 +31,9 @@ pub(crate) fn list(root: &Path, split: Split) -> Result<Listing, DatasetError> {
             expected: "good/ and bad/ in ROOT or in ROOT/CAT",
         });
     }
-    let mut listing = Listing {
-        categories: Vec::new(),
-        samples: Vec::new(),
-    };
+    let mut listing = Listing { categories: Vec::new(), samples: Vec::new() };
     for (category, dir) in dirs {
-        listing
-            .samples
-            .extend(normal_samples(&dir.join("good"), &category)?);
+        listing.samples.extend(normal_samples(&dir.join("good"), &category)?);
         if split == Split::Test {
             listing.samples.extend(anomalous_samples(
                 &dir.join("bad"),

@@ -12,18 +12,10 @@ use super::{DatasetError, Listing, Sample, Split};
 
 pub(crate) fn list(root: &Path, split: Split) -> Result<Listing, DatasetError> {
     let path = root.join("meta.json");
-    let text = std::fs::read_to_string(&path).map_err(|source| DatasetError::Io {
-        path: path.clone(),
-        source,
-    })?;
-    let json_err = |problem: String| DatasetError::Json {
-        path: path.clone(),
-        problem,
-    };
+    let text = std::fs::read_to_string(&path).map_err(|source| DatasetError::Io { path: path.clone(), source })?;
+    let json_err = |problem: String| DatasetError::Json { path: path.clone(), problem };
     let meta: Value = serde_json::from_str(&text).map_err(|e| json_err(e.to_string()))?;
-    let top = meta
-        .as_object()
-        .ok_or_else(|| json_err("top level is not an object".into()))?;
+    let top = meta.as_object().ok_or_else(|| json_err("top level is not an object".into()))?;
 
     // Categories are those of either split, so a filter names the same set whatever the split.
     let mut categories: BTreeMap<String, PathBuf> = BTreeMap::new();
@@ -42,9 +34,7 @@ pub(crate) fn list(root: &Path, split: Split) -> Result<Listing, DatasetError> {
 
     let mut samples = Vec::new();
     for (class, entries) in classes {
-        let entries = entries
-            .as_array()
-            .ok_or_else(|| json_err(format!("{split}.{class} is not a list")))?;
+        let entries = entries.as_array().ok_or_else(|| json_err(format!("{split}.{class} is not a list")))?;
         for (i, entry) in entries.iter().enumerate() {
             let at = format!("{split}.{class}[{i}]");
             let text_field = |key: &str| -> Result<Option<&str>, DatasetError> {
@@ -65,19 +55,13 @@ pub(crate) fn list(root: &Path, split: Split) -> Result<Listing, DatasetError> {
             };
             let image = root.join(img);
             if !image.is_file() {
-                return Err(DatasetError::MissingImage {
-                    path: image,
-                    listed_in: path.clone(),
-                });
+                return Err(DatasetError::MissingImage { path: image, listed_in: path.clone() });
             }
             let mask = match text_field("mask_path")?.filter(|s| !s.is_empty()) {
                 Some(m) if anomalous => {
                     let mask = root.join(m);
                     if !mask.is_file() {
-                        return Err(DatasetError::MissingListedMask {
-                            path: mask,
-                            listed_in: path.clone(),
-                        });
+                        return Err(DatasetError::MissingListedMask { path: mask, listed_in: path.clone() });
                     }
                     Some(mask)
                 }
@@ -89,17 +73,8 @@ pub(crate) fn list(root: &Path, split: Split) -> Result<Listing, DatasetError> {
                 (true, "") | (true, "good") => "anomaly",
                 (true, s) => s,
             };
-            samples.push(Sample {
-                image,
-                mask,
-                category: class.clone(),
-                anomalous,
-                defect: defect.to_string(),
-            });
+            samples.push(Sample { image, mask, category: class.clone(), anomalous, defect: defect.to_string() });
         }
     }
-    Ok(Listing {
-        categories: categories.into_iter().collect(),
-        samples,
-    })
+    Ok(Listing { categories: categories.into_iter().collect(), samples })
 }

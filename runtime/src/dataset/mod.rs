@@ -46,14 +46,8 @@ pub enum Format {
 
 impl Format {
     /// Every format, in the order the CLI lists them.
-    pub const ALL: [Format; 6] = [
-        Format::Mvtec,
-        Format::Visa,
-        Format::MetaJson,
-        Format::Btad,
-        Format::Mpdd,
-        Format::Folder,
-    ];
+    pub const ALL: [Format; 6] =
+        [Format::Mvtec, Format::Visa, Format::MetaJson, Format::Btad, Format::Mpdd, Format::Folder];
 
     /// Guesses the layout of `root` from marker files and directory names, for a CLI's
     /// `--format auto`. MPDD has MVTec AD's layout and is reported as [`Format::Mvtec`]
@@ -69,10 +63,7 @@ impl Format {
             return Some(Format::Folder);
         }
         let dirs = files::subdirs(root).ok()?;
-        let any = |rel: &[&str]| {
-            dirs.iter()
-                .any(|(_, d)| d.join(rel.iter().collect::<PathBuf>()).is_dir())
-        };
+        let any = |rel: &[&str]| dirs.iter().any(|(_, d)| d.join(rel.iter().collect::<PathBuf>()).is_dir());
         if any(&["test", "ok"]) || any(&["test", "ko"]) || any(&["train", "ok"]) {
             Some(Format::Btad)
         } else if any(&["test"]) || any(&["train", "good"]) {
@@ -119,11 +110,7 @@ impl FromStr for Format {
         };
         found.ok_or_else(|| DatasetError::UnknownFormat {
             name: s.to_string(),
-            known: Format::ALL
-                .iter()
-                .map(|f| f.name())
-                .collect::<Vec<_>>()
-                .join(", "),
+            known: Format::ALL.iter().map(|f| f.name()).collect::<Vec<_>>().join(", "),
         })
     }
 }
@@ -162,9 +149,7 @@ impl FromStr for Split {
         match s.trim().to_ascii_lowercase().as_str() {
             "test" => Ok(Split::Test),
             "train" => Ok(Split::Train),
-            _ => Err(DatasetError::UnknownSplit {
-                name: s.to_string(),
-            }),
+            _ => Err(DatasetError::UnknownSplit { name: s.to_string() }),
         }
     }
 }
@@ -202,9 +187,7 @@ impl Dataset {
         categories: Option<&[String]>,
     ) -> Result<Dataset, DatasetError> {
         if !root.exists() {
-            return Err(DatasetError::RootMissing {
-                root: root.to_path_buf(),
-            });
+            return Err(DatasetError::RootMissing { root: root.to_path_buf() });
         }
         let listing = match format {
             Format::Mvtec | Format::Mpdd => mvtec::list(root, split, format)?,
@@ -215,12 +198,7 @@ impl Dataset {
         };
         let mut samples = select(listing, categories)?;
         samples.sort_by(|a, b| (&a.category, &a.image).cmp(&(&b.category, &b.image)));
-        Ok(Dataset {
-            root: root.to_path_buf(),
-            format,
-            split,
-            samples,
-        })
+        Ok(Dataset { root: root.to_path_buf(), format, split, samples })
     }
 
     /// The categories present, sorted.
@@ -248,35 +226,20 @@ fn select(listing: Listing, wanted: Option<&[String]>) -> Result<Vec<Sample>, Da
     let chosen: Vec<&(String, PathBuf)> = match wanted {
         None => listing.categories.iter().collect(),
         Some(names) => {
-            let unknown: Vec<String> = names
-                .iter()
-                .filter(|n| !known.contains(n))
-                .cloned()
-                .collect();
+            let unknown: Vec<String> = names.iter().filter(|n| !known.contains(n)).cloned().collect();
             if !unknown.is_empty() {
                 return Err(DatasetError::UnknownCategories { unknown, known });
             }
-            listing
-                .categories
-                .iter()
-                .filter(|(c, _)| names.contains(c))
-                .collect()
+            listing.categories.iter().filter(|(c, _)| names.contains(c)).collect()
         }
     };
     for (category, place) in &chosen {
         if !listing.samples.iter().any(|s| &s.category == category) {
-            return Err(DatasetError::EmptyCategory {
-                category: category.clone(),
-                place: place.clone(),
-            });
+            return Err(DatasetError::EmptyCategory { category: category.clone(), place: place.clone() });
         }
     }
     let keep: BTreeSet<&str> = chosen.iter().map(|(c, _)| c.as_str()).collect();
-    Ok(listing
-        .samples
-        .into_iter()
-        .filter(|s| keep.contains(s.category.as_str()))
-        .collect())
+    Ok(listing.samples.into_iter().filter(|s| keep.contains(s.category.as_str())).collect())
 }
 
 /// Why a dataset could not be listed. Each variant names the file or directory.
@@ -295,16 +258,9 @@ pub enum DatasetError {
         source: std::io::Error,
     },
     #[error("{root}: no categories found for format {format} (expected {expected})")]
-    NoCategories {
-        root: PathBuf,
-        format: Format,
-        expected: &'static str,
-    },
+    NoCategories { root: PathBuf, format: Format, expected: &'static str },
     #[error("unknown categories {} (known: {})", unknown.join(", "), known.join(", "))]
-    UnknownCategories {
-        unknown: Vec<String>,
-        known: Vec<String>,
-    },
+    UnknownCategories { unknown: Vec<String>, known: Vec<String> },
     #[error("category {category} has no images in {place}")]
     EmptyCategory { category: String, place: PathBuf },
     #[error("{path}: image listed in {listed_in} does not exist")]
@@ -312,17 +268,9 @@ pub enum DatasetError {
     #[error("{path}: mask listed in {listed_in} does not exist")]
     MissingListedMask { path: PathBuf, listed_in: PathBuf },
     #[error("{image}: no mask for this image in {mask_dir} (expected {expected})")]
-    MissingMask {
-        image: PathBuf,
-        mask_dir: PathBuf,
-        expected: String,
-    },
+    MissingMask { image: PathBuf, mask_dir: PathBuf, expected: String },
     #[error("{path}:{line}: {problem}")]
-    Csv {
-        path: PathBuf,
-        line: usize,
-        problem: String,
-    },
+    Csv { path: PathBuf, line: usize, problem: String },
     #[error("{path}: {problem}")]
     Json { path: PathBuf, problem: String },
 }

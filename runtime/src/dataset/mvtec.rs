@@ -7,10 +7,7 @@ use super::files::{anomalous_samples, normal_samples, subdirs};
 use super::{DatasetError, Format, Listing, Split};
 
 pub(crate) fn list(root: &Path, split: Split, format: Format) -> Result<Listing, DatasetError> {
-    let mut listing = Listing {
-        categories: Vec::new(),
-        samples: Vec::new(),
-    };
+    let mut listing = Listing { categories: Vec::new(), samples: Vec::new() };
     for (category, dir) in subdirs(root)? {
         if !dir.join("test").is_dir() && !dir.join("train").is_dir() {
             continue; // not a category (e.g. a stray folder next to them)
@@ -25,9 +22,7 @@ pub(crate) fn list(root: &Path, split: Split, format: Format) -> Result<Listing,
                 let test = dir.join("test");
                 for (defect, defect_dir) in subdirs(&test)? {
                     if defect == "good" {
-                        listing
-                            .samples
-                            .extend(normal_samples(&defect_dir, &category)?);
+                        listing.samples.extend(normal_samples(&defect_dir, &category)?);
                     } else {
                         let mask_dir = dir.join("ground_truth").join(&defect);
                         listing.samples.extend(anomalous_samples(

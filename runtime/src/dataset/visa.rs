@@ -9,23 +9,11 @@ const CSV: &str = "split_csv/1cls.csv";
 
 pub(crate) fn list(root: &Path, split: Split) -> Result<Listing, DatasetError> {
     let path = root.join(CSV);
-    let text = std::fs::read_to_string(&path).map_err(|source| DatasetError::Io {
-        path: path.clone(),
-        source,
-    })?;
-    let csv_err = |line: usize, problem: String| DatasetError::Csv {
-        path: path.clone(),
-        line,
-        problem,
-    };
+    let text = std::fs::read_to_string(&path).map_err(|source| DatasetError::Io { path: path.clone(), source })?;
+    let csv_err = |line: usize, problem: String| DatasetError::Csv { path: path.clone(), line, problem };
 
-    let mut rows = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty());
-    let (_, header) = rows
-        .next()
-        .ok_or_else(|| csv_err(1, "file is empty".into()))?;
+    let mut rows = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
+    let (_, header) = rows.next().ok_or_else(|| csv_err(1, "file is empty".into()))?;
     let header = parse_line(header.trim_start_matches('\u{feff}')).map_err(|p| csv_err(1, p))?;
     let column = |name: &str| {
         header
@@ -33,13 +21,8 @@ pub(crate) fn list(root: &Path, split: Split) -> Result<Listing, DatasetError> {
             .position(|h| h.trim().eq_ignore_ascii_case(name))
             .ok_or_else(|| csv_err(1, format!("no column {name:?} in the header")))
     };
-    let (c_object, c_split, c_label, c_image, c_mask) = (
-        column("object")?,
-        column("split")?,
-        column("label")?,
-        column("image")?,
-        column("mask")?,
-    );
+    let (c_object, c_split, c_label, c_image, c_mask) =
+        (column("object")?, column("split")?, column("label")?, column("image")?, column("mask")?);
 
     let mut categories: Vec<String> = Vec::new();
     let mut samples = Vec::new();
@@ -47,12 +30,10 @@ pub(crate) fn list(root: &Path, split: Split) -> Result<Listing, DatasetError> {
         let number = index + 1;
         let fields = parse_line(line).map_err(|p| csv_err(number, p))?;
         let field = |c: usize| {
-            fields.get(c).map(|f| f.trim()).ok_or_else(|| {
-                csv_err(
-                    number,
-                    format!("expected {} fields, found {}", header.len(), fields.len()),
-                )
-            })
+            fields
+                .get(c)
+                .map(|f| f.trim())
+                .ok_or_else(|| csv_err(number, format!("expected {} fields, found {}", header.len(), fields.len())))
         };
         let object = field(c_object)?;
         if object.is_empty() {
@@ -68,28 +49,17 @@ pub(crate) fn list(root: &Path, split: Split) -> Result<Listing, DatasetError> {
         let anomalous = match field(c_label)?.to_ascii_lowercase().as_str() {
             "normal" => false,
             "anomaly" => true,
-            other => {
-                return Err(csv_err(
-                    number,
-                    format!("label {other:?} is neither normal nor anomaly"),
-                ))
-            }
+            other => return Err(csv_err(number, format!("label {other:?} is neither normal nor anomaly"))),
         };
         let image = root.join(field(c_image)?);
         if !image.is_file() {
-            return Err(DatasetError::MissingImage {
-                path: image,
-                listed_in: path.clone(),
-            });
+            return Err(DatasetError::MissingImage { path: image, listed_in: path.clone() });
         }
         let mask_field = field(c_mask)?;
         let mask = if anomalous && !mask_field.is_empty() {
             let mask = root.join(mask_field);
             if !mask.is_file() {
-                return Err(DatasetError::MissingListedMask {
-                    path: mask,
-                    listed_in: path.clone(),
-                });
+                return Err(DatasetError::MissingListedMask { path: mask, listed_in: path.clone() });
             }
             Some(mask)
         } else {
@@ -104,14 +74,8 @@ pub(crate) fn list(root: &Path, split: Split) -> Result<Listing, DatasetError> {
         });
     }
     categories.sort();
-    let categories = categories
-        .into_iter()
-        .map(|c| (c, PathBuf::from(&path)))
-        .collect();
-    Ok(Listing {
-        categories,
-        samples,
-    })
+    let categories = categories.into_iter().map(|c| (c, PathBuf::from(&path))).collect();
+    Ok(Listing { categories, samples })
 }
 
 /// Splits one CSV line (RFC 4180 quoting: `"a,b"`, `""` for a quote inside quotes).

@@ -50,16 +50,10 @@ pub fn aupro(
 ) -> Result<Option<f64>, MetricsError> {
     check_fpr_limit(fpr_limit)?;
     if maps.len() != masks.len() {
-        return Err(MetricsError::MapMaskCount {
-            maps: maps.len(),
-            masks: masks.len(),
-        });
+        return Err(MetricsError::MapMaskCount { maps: maps.len(), masks: masks.len() });
     }
-    let pixels = width
-        .checked_mul(height)
-        .ok_or_else(|| MetricsError::TooLarge {
-            what: format!("{width}x{height} maps"),
-        })?;
+    let pixels =
+        width.checked_mul(height).ok_or_else(|| MetricsError::TooLarge { what: format!("{width}x{height} maps") })?;
     let mut keys = Vec::with_capacity(pixels * maps.len());
     // Index = region id; 0 is background and never read.
     let mut region_sizes = vec![0u32];
@@ -69,14 +63,7 @@ pub fn aupro(
         let what = || format!("image {i}");
         for (kind, len) in [("anomaly map", map.len()), ("mask", mask.len())] {
             if len != pixels {
-                return Err(MetricsError::PixelCount {
-                    what: what(),
-                    kind,
-                    len,
-                    width,
-                    height,
-                    expected: pixels,
-                });
+                return Err(MetricsError::PixelCount { what: what(), kind, len, width, height, expected: pixels });
             }
         }
         check_finite(|| format!("image {i}: anomaly map"), map)?;
@@ -135,13 +122,7 @@ struct ProArea {
 impl ProArea {
     fn new(limit: f64) -> Self {
         // anomalib prepends (0, 0) to the curve.
-        ProArea {
-            limit,
-            prev_fpr: 0.0,
-            prev_pro: 0.0,
-            area: 0.0,
-            end: None,
-        }
+        ProArea { limit, prev_fpr: 0.0, prev_pro: 0.0, area: 0.0, end: None }
     }
 
     /// Adds the next point; false once the curve is cut.
@@ -228,14 +209,8 @@ mod tests {
         assert_eq!(aupro(&[&map], &[&[false, false]], 2, 1, 0.3).unwrap(), None);
         assert_eq!(aupro(&[&map], &[&[true, true]], 2, 1, 0.3).unwrap(), None);
         assert_eq!(aupro(&[], &[], 2, 1, 0.3).unwrap(), None);
-        assert!(matches!(
-            aupro(&[&map], &[&[true]], 2, 1, 0.3),
-            Err(MetricsError::PixelCount { .. })
-        ));
-        assert!(matches!(
-            aupro(&[&map], &[&[true, false]], 2, 1, 0.0),
-            Err(MetricsError::FprLimit(_))
-        ));
+        assert!(matches!(aupro(&[&map], &[&[true]], 2, 1, 0.3), Err(MetricsError::PixelCount { .. })));
+        assert!(matches!(aupro(&[&map], &[&[true, false]], 2, 1, 0.0), Err(MetricsError::FprLimit(_))));
         let nan = [f32::NAN, 0.0];
         assert!(matches!(
             aupro(&[&nan], &[&[true, false]], 2, 1, 0.3),

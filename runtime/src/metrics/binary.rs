@@ -25,11 +25,7 @@ pub fn binary_metrics(scores: &[f32], labels: &[bool]) -> Result<BinaryMetrics, 
         });
     }
     check_finite(|| "binary metrics".into(), scores)?;
-    let mut keys: Vec<u64> = scores
-        .iter()
-        .zip(labels)
-        .map(|(&s, &l)| pack(s, u32::from(l)))
-        .collect();
+    let mut keys: Vec<u64> = scores.iter().zip(labels).map(|(&s, &l)| pack(s, u32::from(l))).collect();
     sort_keys(&mut keys);
     Ok(from_sorted_keys(&keys))
 }
@@ -50,11 +46,7 @@ pub(crate) fn from_sorted_keys(keys: &[u64]) -> BinaryMetrics {
             true
         });
     }
-    BinaryMetrics {
-        auroc: roc.finish(),
-        average_precision: pr.average_precision(),
-        max_f1: pr.max_f1(),
-    }
+    BinaryMetrics { auroc: roc.finish(), average_precision: pr.average_precision(), max_f1: pr.max_f1() }
 }
 
 #[cfg(test)]
@@ -80,14 +72,7 @@ mod tests {
     fn one_class_is_undefined() {
         for labels in [[true, true], [false, false]] {
             let m = binary_metrics(&[0.1, 0.2], &labels).unwrap();
-            assert_eq!(
-                m,
-                BinaryMetrics {
-                    auroc: None,
-                    average_precision: None,
-                    max_f1: None
-                }
-            );
+            assert_eq!(m, BinaryMetrics { auroc: None, average_precision: None, max_f1: None });
         }
         let m = binary_metrics(&[], &[]).unwrap();
         assert_eq!(m.auroc, None);
@@ -97,11 +82,7 @@ mod tests {
     fn length_mismatch_is_an_error() {
         assert!(matches!(
             binary_metrics(&[0.1], &[true, false]),
-            Err(MetricsError::LengthMismatch {
-                scores: 1,
-                labels: 2,
-                ..
-            })
+            Err(MetricsError::LengthMismatch { scores: 1, labels: 2, .. })
         ));
     }
 }

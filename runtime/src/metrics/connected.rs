@@ -118,10 +118,7 @@ mod tests {
     use super::*;
 
     fn parse(rows: &[&str]) -> (Vec<bool>, usize, usize) {
-        let mask = rows
-            .iter()
-            .flat_map(|r| r.chars().map(|c| c == '#'))
-            .collect();
+        let mask = rows.iter().flat_map(|r| r.chars().map(|c| c == '#')).collect();
         (mask, rows[0].len(), rows.len())
     }
 

@@ -16,11 +16,7 @@ pub(crate) fn pack(score: f32, tag: u32) -> u64 {
     let bits = score.to_bits();
     // Negative floats order backwards as integers: flip them all; positive
     // ones only need the sign bit set to sort above every negative.
-    let ordered = if bits & 0x8000_0000 != 0 {
-        !bits
-    } else {
-        bits | 0x8000_0000
-    };
+    let ordered = if bits & 0x8000_0000 != 0 { !bits } else { bits | 0x8000_0000 };
     (u64::from(ordered) << 32) | u64::from(tag)
 }
 
@@ -36,17 +32,10 @@ fn score_part(key: u64) -> u32 {
 /// Fails on the first NaN or infinite score: a ranking of NaNs means nothing,
 /// and scikit-learn rejects non-finite input as well.
 /// `what` names the input in the error; it is only built on failure.
-pub(crate) fn check_finite(
-    what: impl FnOnce() -> String,
-    scores: &[f32],
-) -> Result<(), MetricsError> {
+pub(crate) fn check_finite(what: impl FnOnce() -> String, scores: &[f32]) -> Result<(), MetricsError> {
     match scores.iter().position(|s| !s.is_finite()) {
         None => Ok(()),
-        Some(index) => Err(MetricsError::NonFiniteScore {
-            what: what(),
-            index,
-            value: scores[index],
-        }),
+        Some(index) => Err(MetricsError::NonFiniteScore { what: what(), index, value: scores[index] }),
     }
 }
 
@@ -78,17 +67,7 @@ mod tests {
 
     #[test]
     fn key_order_is_score_order() {
-        let scores = [
-            f32::MIN,
-            -3.5,
-            -1e-30,
-            -0.0,
-            0.0,
-            1e-30,
-            0.25,
-            7.0,
-            f32::MAX,
-        ];
+        let scores = [f32::MIN, -3.5, -1e-30, -0.0, 0.0, 1e-30, 0.25, 7.0, f32::MAX];
         for w in scores.windows(2) {
             let (a, b) = (pack(w[0], 0), pack(w[1], 0));
             if w[0] == w[1] {
@@ -103,10 +82,8 @@ mod tests {
 
     #[test]
     fn walk_groups_ties_from_the_top() {
-        let mut keys: Vec<u64> = [(0.5, 1), (0.1, 0), (0.5, 0), (0.9, 1), (0.1, 1)]
-            .iter()
-            .map(|&(s, t)| pack(s, t))
-            .collect();
+        let mut keys: Vec<u64> =
+            [(0.5, 1), (0.1, 0), (0.5, 0), (0.9, 1), (0.1, 1)].iter().map(|&(s, t)| pack(s, t)).collect();
         sort_keys(&mut keys);
         let mut groups = Vec::new();
         walk_descending(&keys, |g| {

@@ -58,10 +58,7 @@ impl CategoryEvaluator {
     /// An evaluator whose AUPRO integrates up to `fpr_limit` in (0, 1].
     pub fn with_fpr_limit(fpr_limit: f64) -> Result<Self, MetricsError> {
         check_fpr_limit(fpr_limit)?;
-        Ok(CategoryEvaluator {
-            fpr_limit,
-            ..Self::new()
-        })
+        Ok(CategoryEvaluator { fpr_limit, ..Self::new() })
     }
 
     /// Number of images added so far.
@@ -80,10 +77,7 @@ impl CategoryEvaluator {
         label: bool,
         pixels: Option<PixelData<'_>>,
     ) -> Result<(), MetricsError> {
-        check_finite(
-            || format!("{name}: image score"),
-            std::slice::from_ref(&score),
-        )?;
+        check_finite(|| format!("{name}: image score"), std::slice::from_ref(&score))?;
         let shape = pixels.map(|p| (p.width, p.height));
         match (self.pixels, shape) {
             (Some(None), Some(_)) => {
@@ -118,12 +112,8 @@ impl CategoryEvaluator {
     }
 
     fn add_pixels(&mut self, name: &str, p: PixelData<'_>) -> Result<(), MetricsError> {
-        let expected = p
-            .width
-            .checked_mul(p.height)
-            .ok_or_else(|| MetricsError::TooLarge {
-                what: name.to_string(),
-            })?;
+        let expected =
+            p.width.checked_mul(p.height).ok_or_else(|| MetricsError::TooLarge { what: name.to_string() })?;
         for (kind, len) in [("anomaly map", p.map.len()), ("mask", p.mask.len())] {
             if len != expected {
                 return Err(MetricsError::PixelCount {
@@ -138,23 +128,16 @@ impl CategoryEvaluator {
         }
         check_finite(|| format!("{name}: anomaly map"), p.map)?;
         self.labels.resize(expected, 0);
-        self.labeller
-            .label(p.mask, p.width, p.height, &mut self.labels);
+        self.labeller.label(p.mask, p.width, p.height, &mut self.labels);
         let offset = self.region_sizes.len() as u64 - 1;
         if offset + self.labeller.sizes().len() as u64 >= u64::from(u32::MAX) {
-            return Err(MetricsError::TooLarge {
-                what: name.to_string(),
-            });
+            return Err(MetricsError::TooLarge { what: name.to_string() });
         }
         let offset = offset as u32;
         self.region_sizes.extend_from_slice(self.labeller.sizes());
         self.pixel_keys.reserve(expected);
-        self.pixel_keys.extend(
-            p.map
-                .iter()
-                .zip(&self.labels)
-                .map(|(&s, &l)| pack(s, if l == 0 { 0 } else { l + offset })),
-        );
+        self.pixel_keys
+            .extend(p.map.iter().zip(&self.labels).map(|(&s, &l)| pack(s, if l == 0 { 0 } else { l + offset })));
         Ok(())
     }
 
@@ -182,12 +165,7 @@ mod tests {
     use super::*;
 
     fn px<'a>(map: &'a [f32], mask: &'a [bool]) -> Option<PixelData<'a>> {
-        Some(PixelData {
-            map,
-            mask,
-            width: 2,
-            height: 1,
-        })
+        Some(PixelData { map, mask, width: 2, height: 1 })
     }
 
     #[test]
@@ -198,20 +176,11 @@ mod tests {
         let labels = [true, false, true];
         let mut e = CategoryEvaluator::new();
         for i in 0..3 {
-            e.add(
-                &format!("img{i}"),
-                scores[i],
-                labels[i],
-                px(&maps[i], &masks[i]),
-            )
-            .unwrap();
+            e.add(&format!("img{i}"), scores[i], labels[i], px(&maps[i], &masks[i])).unwrap();
         }
         let m = e.finish();
         let bin = binary::binary_metrics(&scores, &labels).unwrap();
-        assert_eq!(
-            (m.image_auroc, m.image_ap, m.image_max_f1),
-            (bin.auroc, bin.average_precision, bin.max_f1)
-        );
+        assert_eq!((m.image_auroc, m.image_ap, m.image_max_f1), (bin.auroc, bin.average_precision, bin.max_f1));
         let flat: Vec<f32> = maps.iter().flatten().copied().collect();
         let flat_mask: Vec<bool> = masks.iter().flatten().copied().collect();
         let pix = binary::binary_metrics(&flat, &flat_mask).unwrap();
@@ -219,10 +188,7 @@ mod tests {
         assert_eq!(m.pixel_ap, pix.average_precision);
         let maps_ref: Vec<&[f32]> = maps.iter().map(|m| &m[..]).collect();
         let masks_ref: Vec<&[bool]> = masks.iter().map(|m| &m[..]).collect();
-        assert_eq!(
-            m.aupro,
-            aupro::aupro(&maps_ref, &masks_ref, 2, 1, 0.3).unwrap()
-        );
+        assert_eq!(m.aupro, aupro::aupro(&maps_ref, &masks_ref, 2, 1, 0.3).unwrap());
         assert!(m.aupro.is_some());
     }
 
@@ -233,56 +199,22 @@ mod tests {
         e.add("b", 0.9, true, None).unwrap();
         let m = e.finish();
         assert_eq!(m.image_auroc, Some(1.0));
-        assert_eq!(
-            (m.pixel_auroc, m.pixel_ap, m.pixel_max_f1, m.aupro),
-            (None, None, None, None)
-        );
+        assert_eq!((m.pixel_auroc, m.pixel_ap, m.pixel_max_f1, m.aupro), (None, None, None, None));
     }
 
     #[test]
     fn bad_images_are_rejected_and_not_added() {
         let mut e = CategoryEvaluator::new();
-        assert!(matches!(
-            e.add("nan.png", f32::NAN, true, None),
-            Err(MetricsError::NonFiniteScore { .. })
-        ));
-        e.add("a.png", 0.5, false, px(&[0.1, 0.2], &[false, false]))
-            .unwrap();
+        assert!(matches!(e.add("nan.png", f32::NAN, true, None), Err(MetricsError::NonFiniteScore { .. })));
+        e.add("a.png", 0.5, false, px(&[0.1, 0.2], &[false, false])).unwrap();
         let err = e.add("b.png", 0.5, true, None).unwrap_err();
         assert!(err.to_string().contains("b.png"), "{err}");
         let err = e.add("c.png", 0.5, true, px(&[0.1], &[true])).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                MetricsError::PixelCount {
-                    kind: "anomaly map",
-                    ..
-                }
-            ),
-            "{err}"
-        );
-        let wide = PixelData {
-            map: &[0.0; 3],
-            mask: &[false; 3],
-            width: 3,
-            height: 1,
-        };
-        assert!(matches!(
-            e.add("d.png", 0.5, true, Some(wide)),
-            Err(MetricsError::ResolutionChanged { .. })
-        ));
-        let err = e
-            .add(
-                "e.png",
-                0.5,
-                true,
-                px(&[0.1, f32::INFINITY], &[true, false]),
-            )
-            .unwrap_err();
-        assert!(
-            matches!(err, MetricsError::NonFiniteScore { index: 1, .. }),
-            "{err}"
-        );
+        assert!(matches!(err, MetricsError::PixelCount { kind: "anomaly map", .. }), "{err}");
+        let wide = PixelData { map: &[0.0; 3], mask: &[false; 3], width: 3, height: 1 };
+        assert!(matches!(e.add("d.png", 0.5, true, Some(wide)), Err(MetricsError::ResolutionChanged { .. })));
+        let err = e.add("e.png", 0.5, true, px(&[0.1, f32::INFINITY], &[true, false])).unwrap_err();
+        assert!(matches!(err, MetricsError::NonFiniteScore { index: 1, .. }), "{err}");
         assert_eq!(e.images(), 1);
         assert!(CategoryEvaluator::with_fpr_limit(1.5).is_err());
     }

@@ -39,15 +39,8 @@ pub struct Metrics {
 
 impl Metrics {
     /// Metric names in column order, as they appear in the JSON report.
-    pub const NAMES: [&'static str; 7] = [
-        "image_auroc",
-        "image_max_f1",
-        "image_ap",
-        "pixel_auroc",
-        "pixel_max_f1",
-        "pixel_ap",
-        "aupro",
-    ];
+    pub const NAMES: [&'static str; 7] =
+        ["image_auroc", "image_max_f1", "image_ap", "pixel_auroc", "pixel_max_f1", "pixel_ap", "aupro"];
 
     /// The values in the order of [`Metrics::NAMES`].
     pub fn values(&self) -> [Option<f64>; 7] {

@@ -53,10 +53,7 @@ impl Cmfr {
         // Conv1x1([F_v ; F_t^s]) = W_v F_v + (W_t F_t^s + b): Eq. 3-4 without
         // materialising the concatenation.
         let w_v = self.conv1.weight.narrow(1, 0, e)?;
-        let h = Linear::new(w_v, None)
-            .forward(f_v)?
-            .broadcast_add(&self.text_term(f_s)?.unsqueeze(1)?)?
-            .relu()?;
+        let h = Linear::new(w_v, None).forward(f_v)?.broadcast_add(&self.text_term(f_s)?.unsqueeze(1)?)?.relu()?;
         let m_v = self.linear.forward(&sigmoid(&self.conv2.forward(&h)?)?)?;
         f_v.mul(&m_v)?.broadcast_add(&f_s.unsqueeze(1)?) // Eq. 6
     }
@@ -64,7 +61,12 @@ impl Cmfr {
     /// The stateless table `[C, E]` (after the text linear) and its
     /// `text_term` table as initializers, each row picked by Gather on the
     /// `category` input `[1]`.
-    pub fn text_to_onnx(&self, g: &mut GraphBuilder, stateless: &Tensor, category: &str) -> export::Result<CmfrOnnxText> {
+    pub fn text_to_onnx(
+        &self,
+        g: &mut GraphBuilder,
+        stateless: &Tensor,
+        category: &str,
+    ) -> export::Result<CmfrOnnxText> {
         let table = initializer(g, "stateless_table", stateless)?;
         let terms = initializer(g, "text_term_table", &self.text_term(stateless)?)?;
         let gather = |g: &mut GraphBuilder, t: &str| g.node("Gather", &[t, category], &[("axis", 0i64.into())]);

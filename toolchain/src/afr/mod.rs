@@ -46,12 +46,6 @@ pub struct AfrConfig {
 
 impl Default for AfrConfig {
     fn default() -> Self {
-        Self {
-            prompt_tokens: 5,
-            sp: SpMode::Both,
-            mpfa_window: 3,
-            cmfr: true,
-            tau: scoring::CLIP_TAU,
-        }
+        Self { prompt_tokens: 5, sp: SpMode::Both, mpfa_window: 3, cmfr: true, tau: scoring::CLIP_TAU }
     }
 }

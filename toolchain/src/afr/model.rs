@@ -129,7 +129,9 @@ impl AfrClip {
         let (a, b) = &self.to_imagenet;
         // The ResNet's features are frozen inputs of the SP linears.
         let f_cnn = match self.sp.mode() {
-            SpMode::LearnedOnly => Tensor::zeros((pixels.dim(0)?, self.preset.resnet.out_dim()), pixels.dtype(), pixels.device())?,
+            SpMode::LearnedOnly => {
+                Tensor::zeros((pixels.dim(0)?, self.preset.resnet.out_dim()), pixels.dtype(), pixels.device())?
+            }
             _ => self.resnet.pooled(&pixels.broadcast_mul(a)?.broadcast_add(b)?)?.detach(),
         };
         self.sp.forward(&f_cnn)
@@ -177,12 +179,7 @@ impl AfrClip {
             stage_scores.push(p_a.narrow(1, 0, 1)?.squeeze(1)?);
             stage_maps.push(p_a.narrow(1, 1, g * g)?.reshape((b, g, g))?);
         }
-        Ok(AfrOutput {
-            image_score: mean(&stage_scores)?,
-            anomaly_map: mean(&stage_maps)?,
-            stage_scores,
-            stage_maps,
-        })
+        Ok(AfrOutput { image_score: mean(&stage_scores)?, anomaly_map: mean(&stage_maps)?, stage_scores, stage_maps })
     }
 
     /// `forward` in ONNX for a batch of one: `pixels` `[1, 3, S, S]` and

@@ -72,9 +72,7 @@ impl Mpfa {
     fn inverse_count(&self, h: usize, w: usize, dev: &Device) -> candle_core::Result<Tensor> {
         let r = (self.m / 2) as i64;
         let span = |i: usize, n: usize| ((i as i64 + r).min(n as i64 - 1) - (i as i64 - r).max(0) + 1) as f32;
-        let v: Vec<f32> = (0..h)
-            .flat_map(|y| (0..w).map(move |x| 1.0 / (span(y, h) * span(x, w))))
-            .collect();
+        let v: Vec<f32> = (0..h).flat_map(|y| (0..w).map(move |x| 1.0 / (span(y, h) * span(x, w)))).collect();
         Tensor::from_vec(v, (1, 1, h, w), dev)
     }
 }

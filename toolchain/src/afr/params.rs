@@ -16,7 +16,9 @@ pub enum ParamInit {
     Identity,
     Zeros,
     /// PyTorch's default for `nn.Linear` / 1x1 convolutions: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
-    Uniform { fan_in: usize },
+    Uniform {
+        fan_in: usize,
+    },
     Normal(f64),
 }
 

@@ -125,10 +125,8 @@ impl TextTables {
         if !names.iter().any(|c| c == DEFAULT_CATEGORY) {
             names.push(DEFAULT_CATEGORY.to_string());
         }
-        let stateless = names
-            .iter()
-            .map(|c| ensemble(prompts.stateless_texts(c)))
-            .collect::<candle_core::Result<Vec<_>>>()?;
+        let stateless =
+            names.iter().map(|c| ensemble(prompts.stateless_texts(c))).collect::<candle_core::Result<Vec<_>>>()?;
         Ok(Self {
             normal: ensemble(prompts.normal_texts())?,
             abnormal: ensemble(prompts.abnormal_texts())?,

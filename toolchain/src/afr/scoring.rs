@@ -23,7 +23,12 @@ pub fn l2_normalize(x: &Tensor) -> candle_core::Result<Tensor> {
 }
 
 /// `P_a` for every token: `features` `[B, T, E]`, prototypes `[E]` -> `[B, T]`.
-pub fn abnormal_probability(features: &Tensor, normal: &Tensor, abnormal: &Tensor, tau: f64) -> candle_core::Result<Tensor> {
+pub fn abnormal_probability(
+    features: &Tensor,
+    normal: &Tensor,
+    abnormal: &Tensor,
+    tau: f64,
+) -> candle_core::Result<Tensor> {
     let f = l2_normalize(features)?;
     let s_a = f.broadcast_mul(&l2_normalize(abnormal)?)?.sum(D::Minus1)?; // Eq. 7 / 11
     let s_n = f.broadcast_mul(&l2_normalize(normal)?)?.sum(D::Minus1)?; // Eq. 8 / 12

@@ -36,7 +36,13 @@ pub struct SelfPrompting {
 }
 
 impl SelfPrompting {
-    pub fn new(p: &mut ParamStore, mode: SpMode, k: usize, cnn_dim: usize, vit_width: usize) -> candle_core::Result<Self> {
+    pub fn new(
+        p: &mut ParamStore,
+        mode: SpMode,
+        k: usize,
+        cnn_dim: usize,
+        vit_width: usize,
+    ) -> candle_core::Result<Self> {
         let visual = match mode {
             SpMode::Both | SpMode::VisualOnly => (0..k)
                 .map(|i| p.linear(&format!("sp.visual.{i}"), cnn_dim, vit_width, false))
@@ -44,7 +50,9 @@ impl SelfPrompting {
             _ => Vec::new(),
         };
         let learned = match mode {
-            SpMode::Both | SpMode::LearnedOnly => Some(p.get("sp.learned", &[k, vit_width], ParamInit::Normal(0.02))?),
+            SpMode::Both | SpMode::LearnedOnly => {
+                Some(p.get("sp.learned", &[k, vit_width], ParamInit::Normal(0.02))?)
+            }
             _ => None,
         };
         Ok(Self { visual, learned, mode })
@@ -82,14 +90,13 @@ impl SelfPrompting {
     pub fn to_onnx(&self, g: &mut GraphBuilder, f_cnn: Option<&str>) -> export::Result<Option<String>> {
         let p_v = match (self.visual.is_empty(), f_cnn) {
             (true, _) => None,
-            (false, None) => return Err(export::ExportError::Graph("SP's visual prompts need the ResNet feature".into())),
+            (false, None) => {
+                return Err(export::ExportError::Graph("SP's visual prompts need the ResNet feature".into()))
+            }
             (false, Some(f)) => {
                 let weights = self.visual.iter().map(|l| l.weight.clone()).collect::<Vec<_>>();
                 let biases = self.visual.iter().map(|l| l.bias.clone()).collect::<Option<Vec<_>>>();
-                let stacked = Linear::new(
-                    Tensor::cat(&weights, 0)?,
-                    biases.map(|b| Tensor::cat(&b, 0)).transpose()?,
-                );
+                let stacked = Linear::new(Tensor::cat(&weights, 0)?, biases.map(|b| Tensor::cat(&b, 0)).transpose()?);
                 let y = g.scoped("visual", |g| stacked.to_onnx(g, f))?; // [1, K * D_v]
                 let d = self.visual[0].out_dim() as i64;
                 Some(reshape(g, &y, &[1, self.visual.len() as i64, d])?)

@@ -96,16 +96,9 @@ fn check_hf_config(weights: &Path, cfg: &ClipConfig) -> Result<()> {
         return Ok(());
     };
     let origin = path.display().to_string();
-    let invalid = |message: String| WeightError::Invalid {
-        origin: origin.clone(),
-        message,
-    };
-    let text = std::fs::read_to_string(&path).map_err(|source| WeightError::Io {
-        path: path.clone(),
-        source,
-    })?;
-    let json: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| invalid(format!("not valid JSON: {e}")))?;
+    let invalid = |message: String| WeightError::Invalid { origin: origin.clone(), message };
+    let text = std::fs::read_to_string(&path).map_err(|source| WeightError::Io { path: path.clone(), source })?;
+    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| invalid(format!("not valid JSON: {e}")))?;
     let get = |section: &str, key: &str| json.get(section).and_then(|s| s.get(key)).cloned();
     let act = |section: &str| match get(section, "hidden_act").as_ref().and_then(|v| v.as_str()) {
         Some("quick_gelu") | None => Some(Activation::QuickGelu),

@@ -30,7 +30,8 @@ const END_OF_TEXT: &str = "<|endoftext|>";
 const END_OF_WORD: &str = "</w>";
 
 /// OpenAI's pre-tokenisation pattern. Text is lowercased first; the flag is kept as OpenAI has it.
-const PATTERN: &str = r"(?i)<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+";
+const PATTERN: &str =
+    r"(?i)<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+";
 
 /// Words cached before the cache is emptied: keeps memory bounded on unbounded input.
 const CACHE_LIMIT: usize = 1 << 16;
@@ -39,22 +40,13 @@ const CACHE_LIMIT: usize = 1 << 16;
 #[derive(Debug, thiserror::Error)]
 pub enum TokenizerError {
     #[error("cannot read tokenizer file {}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("tokenizer file {} is not a valid gzip stream: {source}", path.display())]
-    Gzip {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Gzip { path: PathBuf, source: std::io::Error },
     #[error("tokenizer file {} holds more than {limit} bytes (decompressed); refusing to read it", path.display())]
     TooLarge { path: PathBuf, limit: u64 },
     #[error("tokenizer file {} is not UTF-8 text: {source}", path.display())]
-    NotUtf8 {
-        path: PathBuf,
-        source: std::string::FromUtf8Error,
-    },
+    NotUtf8 { path: PathBuf, source: std::string::FromUtf8Error },
     #[error("tokenizer file {}: {location}: malformed merge {text:?} (expected two symbols)", path.display())]
     BadMerge {
         path: PathBuf,
@@ -63,16 +55,9 @@ pub enum TokenizerError {
         text: String,
     },
     #[error("tokenizer file {} has {found} merges; CLIP needs {needed}", path.display())]
-    TooFewMerges {
-        path: PathBuf,
-        found: usize,
-        needed: usize,
-    },
+    TooFewMerges { path: PathBuf, found: usize, needed: usize },
     #[error("tokenizer file {} is not valid JSON: {source}", path.display())]
-    Json {
-        path: PathBuf,
-        source: serde_json::Error,
-    },
+    Json { path: PathBuf, source: serde_json::Error },
     #[error("tokenizer file {}: {problem}", path.display())]
     BadVocabulary { path: PathBuf, problem: String },
 }
@@ -175,36 +160,22 @@ impl Tokenizer {
         tokens.push(START_OF_TEXT.to_string());
         tokens.push(END_OF_TEXT.to_string());
         // Later duplicates win, as in Python's dict(zip(vocab, range(len(vocab)))).
-        let vocab: HashMap<String, u32> = tokens
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.clone(), i as u32))
-            .collect();
+        let vocab: HashMap<String, u32> = tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
         Self::build(path, vocab, &pairs, tokens.len())
     }
 
     fn from_json_text(path: &Path, text: &str) -> Result<Self, TokenizerError> {
-        let bad = |problem: String| TokenizerError::BadVocabulary {
-            path: path.to_path_buf(),
-            problem,
-        };
+        let bad = |problem: String| TokenizerError::BadVocabulary { path: path.to_path_buf(), problem };
         let root: serde_json::Value =
-            serde_json::from_str(text).map_err(|source| TokenizerError::Json {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        let model = root
-            .get("model")
-            .ok_or_else(|| bad("no \"model\" object".into()))?;
+            serde_json::from_str(text).map_err(|source| TokenizerError::Json { path: path.to_path_buf(), source })?;
+        let model = root.get("model").ok_or_else(|| bad("no \"model\" object".into()))?;
         if let Some(kind) = model.get("type").and_then(|t| t.as_str()) {
             if kind != "BPE" {
                 return Err(bad(format!("model type is {kind:?}, expected \"BPE\"")));
             }
         }
-        let vocab_json = model
-            .get("vocab")
-            .and_then(|v| v.as_object())
-            .ok_or_else(|| bad("no \"model.vocab\" object".into()))?;
+        let vocab_json =
+            model.get("vocab").and_then(|v| v.as_object()).ok_or_else(|| bad("no \"model.vocab\" object".into()))?;
         let mut vocab = HashMap::with_capacity(vocab_json.len());
         for (token, id) in vocab_json {
             let id = id
@@ -225,10 +196,8 @@ impl Tokenizer {
                 }
             }
         }
-        let merges_json = model
-            .get("merges")
-            .and_then(|m| m.as_array())
-            .ok_or_else(|| bad("no \"model.merges\" list".into()))?;
+        let merges_json =
+            model.get("merges").and_then(|m| m.as_array()).ok_or_else(|| bad("no \"model.merges\" list".into()))?;
         let mut pairs = Vec::with_capacity(merges_json.len());
         for (i, merge) in merges_json.iter().enumerate() {
             let pair = match merge {
@@ -236,12 +205,10 @@ impl Tokenizer {
                     let parts: Vec<&str> = s.split(' ').collect();
                     (parts.len() == 2).then(|| (parts[0].to_string(), parts[1].to_string()))
                 }
-                serde_json::Value::Array(items) if items.len() == 2 => {
-                    match (items[0].as_str(), items[1].as_str()) {
-                        (Some(a), Some(b)) => Some((a.to_string(), b.to_string())),
-                        _ => None,
-                    }
-                }
+                serde_json::Value::Array(items) if items.len() == 2 => match (items[0].as_str(), items[1].as_str()) {
+                    (Some(a), Some(b)) => Some((a.to_string(), b.to_string())),
+                    _ => None,
+                },
                 _ => None,
             };
             let pair = pair.ok_or_else(|| TokenizerError::BadMerge {
@@ -261,15 +228,9 @@ impl Tokenizer {
         pairs: &[(String, String)],
         vocab_size: usize,
     ) -> Result<Self, TokenizerError> {
-        let bad = |problem: String| TokenizerError::BadVocabulary {
-            path: path.to_path_buf(),
-            problem,
-        };
+        let bad = |problem: String| TokenizerError::BadVocabulary { path: path.to_path_buf(), problem };
         let id_of = |token: &str| {
-            vocab
-                .get(token)
-                .copied()
-                .ok_or_else(|| bad(format!("token {token:?} is not in the vocabulary")))
+            vocab.get(token).copied().ok_or_else(|| bad(format!("token {token:?} is not in the vocabulary")))
         };
         let chars = byte_chars();
         let mut byte_ids = [0u32; 256];
@@ -286,16 +247,7 @@ impl Tokenizer {
         }
         let sot = id_of(START_OF_TEXT)?;
         let eot = id_of(END_OF_TEXT)?;
-        Ok(Self {
-            vocab,
-            merges,
-            byte_ids,
-            byte_end_ids,
-            sot,
-            eot,
-            vocab_size,
-            cache: Mutex::new(HashMap::new()),
-        })
+        Ok(Self { vocab, merges, byte_ids, byte_end_ids, sot, eot, vocab_size, cache: Mutex::new(HashMap::new()) })
     }
 
     /// The start-of-text id (49406 for CLIP).
@@ -384,9 +336,7 @@ impl Tokenizer {
                 .windows(2)
                 .filter_map(|w| {
                     let pair = (w[0], w[1]);
-                    self.merges
-                        .get(&pair)
-                        .map(|&(rank, merged)| (rank, pair, merged))
+                    self.merges.get(&pair).map(|&(rank, merged)| (rank, pair, merged))
                 })
                 .min_by_key(|&(rank, _, _)| rank);
             let Some((_, pair, merged)) = best else { break };
@@ -415,10 +365,7 @@ fn pattern() -> &'static Regex {
 /// Bytes in the order OpenAI's `bytes_to_unicode` lists them: the printable Latin-1 ranges
 /// first, then the rest. A byte's vocabulary id is its index in this order.
 fn byte_order() -> Vec<u8> {
-    let mut order: Vec<u8> = (b'!'..=b'~')
-        .chain(0xA1..=0xAC)
-        .chain(0xAE..=0xFF)
-        .collect();
+    let mut order: Vec<u8> = (b'!'..=b'~').chain(0xA1..=0xAC).chain(0xAE..=0xFF).collect();
     let printable = order.clone();
     order.extend((0..=255u8).filter(|b| !printable.contains(b)));
     order
@@ -445,10 +392,7 @@ fn byte_chars() -> [char; 256] {
 /// Reads a file whole, gunzipping it if it starts with the gzip magic, refusing more than
 /// [`MAX_VOCAB_BYTES`] either way.
 fn read_text(path: &Path) -> Result<String, TokenizerError> {
-    let io = |source| TokenizerError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
+    let io = |source| TokenizerError::Io { path: path.to_path_buf(), source };
     let file = std::fs::File::open(path).map_err(io)?;
     let mut raw = Vec::new();
     file.take(MAX_VOCAB_BYTES + 1).read_to_end(&mut raw).map_err(io)?;
@@ -457,10 +401,7 @@ fn read_text(path: &Path) -> Result<String, TokenizerError> {
 
 /// Plain or gzip bytes to text, refusing more than `MAX_VOCAB_BYTES` either way.
 fn decode_text(path: &Path, raw: Vec<u8>) -> Result<String, TokenizerError> {
-    let too_large = || TokenizerError::TooLarge {
-        path: path.to_path_buf(),
-        limit: MAX_VOCAB_BYTES,
-    };
+    let too_large = || TokenizerError::TooLarge { path: path.to_path_buf(), limit: MAX_VOCAB_BYTES };
     if raw.len() as u64 > MAX_VOCAB_BYTES {
         return Err(too_large());
     }
@@ -469,10 +410,7 @@ fn decode_text(path: &Path, raw: Vec<u8>) -> Result<String, TokenizerError> {
         MultiGzDecoder::new(raw.as_slice())
             .take(MAX_VOCAB_BYTES + 1)
             .read_to_end(&mut out)
-            .map_err(|source| TokenizerError::Gzip {
-                path: path.to_path_buf(),
-                source,
-            })?;
+            .map_err(|source| TokenizerError::Gzip { path: path.to_path_buf(), source })?;
         if out.len() as u64 > MAX_VOCAB_BYTES {
             return Err(too_large());
         }
@@ -480,10 +418,7 @@ fn decode_text(path: &Path, raw: Vec<u8>) -> Result<String, TokenizerError> {
     } else {
         raw
     };
-    String::from_utf8(bytes).map_err(|source| TokenizerError::NotUtf8 {
-        path: path.to_path_buf(),
-        source,
-    })
+    String::from_utf8(bytes).map_err(|source| TokenizerError::NotUtf8 { path: path.to_path_buf(), source })
 }
 
 /// OpenAI's text cleaning: `whitespace_clean(basic_clean(text)).lower()`, where `basic_clean`
@@ -540,11 +475,7 @@ fn ftfy_fix_text(text: &str) -> String {
 }
 
 fn ftfy_fix_once(text: &str, unescape: bool) -> String {
-    let text = if unescape {
-        ftfy_unescape(text)
-    } else {
-        text.to_string()
-    };
+    let text = if unescape { ftfy_unescape(text) } else { text.to_string() };
     let text = undo_whole_mojibake(&text).unwrap_or(text);
     let text: String = text.chars().map(c1_as_windows_1252).collect();
     let mut fixed = String::with_capacity(text.len());
@@ -588,9 +519,7 @@ fn ftfy_fix_once(text: &str, unescape: bool) -> String {
             _ => c,
         })
         .collect();
-    let fixed = fixed
-        .replace("\r\n", "\n")
-        .replace(['\r', '\u{2028}', '\u{2029}', '\u{85}'], "\n");
+    let fixed = fixed.replace("\r\n", "\n").replace(['\r', '\u{2028}', '\u{2029}', '\u{85}'], "\n");
     let fixed = remove_terminal_escapes(&fixed);
     let fixed: String = fixed.chars().filter(|&c| !is_ftfy_control(c)).collect();
     fixed.nfc().collect()
@@ -609,10 +538,8 @@ fn undo_whole_mojibake(text: &str) -> Option<String> {
     }
     let latin1: Option<Vec<u8>> = text.chars().map(|c| u8::try_from(c as u32).ok()).collect();
     let bytes = latin1.or_else(|| text.chars().map(windows_1252_byte).collect())?;
-    let plausible_leads = bytes
-        .iter()
-        .filter(|&&b| (0xC0..0xE0).contains(&b))
-        .all(|b| matches!(b, 0xC2..=0xC5 | 0xCE..=0xD1));
+    let plausible_leads =
+        bytes.iter().filter(|&&b| (0xC0..0xE0).contains(&b)).all(|b| matches!(b, 0xC2..=0xC5 | 0xCE..=0xD1));
     if !plausible_leads {
         return None;
     }
@@ -627,9 +554,7 @@ fn windows_1252_byte(c: char) -> Option<u8> {
     match code {
         0x80..=0x9f => windows_1252_c1(code).is_none().then_some(code as u8),
         0..=0xff => Some(code as u8),
-        _ => (0x80..=0x9f)
-            .find(|&b| windows_1252_c1(b) == Some(c))
-            .map(|b| b as u8),
+        _ => (0x80..=0x9f).find(|&b| windows_1252_c1(b) == Some(c)).map(|b| b as u8),
     }
 }
 
@@ -644,9 +569,9 @@ fn c1_as_windows_1252(c: char) -> char {
 
 fn windows_1252_c1(byte: u32) -> Option<char> {
     const TABLE: [u32; 32] = [
-        0x20AC, 0, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160, 0x2039,
-        0x0152, 0, 0x017D, 0, 0, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013, 0x2014, 0x02DC,
-        0x2122, 0x0161, 0x203A, 0x0153, 0, 0x017E, 0x0178,
+        0x20AC, 0, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160, 0x2039, 0x0152, 0, 0x017D,
+        0, 0, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013, 0x2014, 0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0,
+        0x017E, 0x0178,
     ];
     let code = *TABLE.get(byte.checked_sub(0x80)? as usize)?;
     (code != 0).then(|| char::from_u32(code)).flatten()
@@ -659,9 +584,7 @@ fn remove_terminal_escapes(text: &str) -> String {
     while let Some(pos) = rest.find("\u{1b}[") {
         out.push_str(&rest[..pos]);
         let after = &rest[pos + 2..];
-        let params = after
-            .find(|c: char| !(c.is_ascii_digit() || c == ';'))
-            .unwrap_or(after.len());
+        let params = after.find(|c: char| !(c.is_ascii_digit() || c == ';')).unwrap_or(after.len());
         match after[params..].chars().next() {
             Some(c) if c.is_ascii_alphabetic() => rest = &after[params + 1..],
             _ => {
@@ -685,16 +608,14 @@ fn is_ftfy_control(c: char) -> bool {
 /// (and the upper-case AMP, LT, GT, QUOT, COPY, REG) these are exactly the names HTML5 also
 /// accepts without a semicolon.
 const LATIN1_ENTITIES: [&str; 96] = [
-    "nbsp", "iexcl", "cent", "pound", "curren", "yen", "brvbar", "sect", "uml", "copy", "ordf",
-    "laquo", "not", "shy", "reg", "macr", "deg", "plusmn", "sup2", "sup3", "acute", "micro",
-    "para", "middot", "cedil", "sup1", "ordm", "raquo", "frac14", "frac12", "frac34", "iquest",
-    "Agrave", "Aacute", "Acirc", "Atilde", "Auml", "Aring", "AElig", "Ccedil", "Egrave", "Eacute",
-    "Ecirc", "Euml", "Igrave", "Iacute", "Icirc", "Iuml", "ETH", "Ntilde", "Ograve", "Oacute",
-    "Ocirc", "Otilde", "Ouml", "times", "Oslash", "Ugrave", "Uacute", "Ucirc", "Uuml", "Yacute",
-    "THORN", "szlig", "agrave", "aacute", "acirc", "atilde", "auml", "aring", "aelig", "ccedil",
-    "egrave", "eacute", "ecirc", "euml", "igrave", "iacute", "icirc", "iuml", "eth", "ntilde",
-    "ograve", "oacute", "ocirc", "otilde", "ouml", "divide", "oslash", "ugrave", "uacute", "ucirc",
-    "uuml", "yacute", "thorn", "yuml",
+    "nbsp", "iexcl", "cent", "pound", "curren", "yen", "brvbar", "sect", "uml", "copy", "ordf", "laquo", "not", "shy",
+    "reg", "macr", "deg", "plusmn", "sup2", "sup3", "acute", "micro", "para", "middot", "cedil", "sup1", "ordm",
+    "raquo", "frac14", "frac12", "frac34", "iquest", "Agrave", "Aacute", "Acirc", "Atilde", "Auml", "Aring", "AElig",
+    "Ccedil", "Egrave", "Eacute", "Ecirc", "Euml", "Igrave", "Iacute", "Icirc", "Iuml", "ETH", "Ntilde", "Ograve",
+    "Oacute", "Ocirc", "Otilde", "Ouml", "times", "Oslash", "Ugrave", "Uacute", "Ucirc", "Uuml", "Yacute", "THORN",
+    "szlig", "agrave", "aacute", "acirc", "atilde", "auml", "aring", "aelig", "ccedil", "egrave", "eacute", "ecirc",
+    "euml", "igrave", "iacute", "icirc", "iuml", "eth", "ntilde", "ograve", "oacute", "ocirc", "otilde", "ouml",
+    "divide", "oslash", "ugrave", "uacute", "ucirc", "uuml", "yacute", "thorn", "yuml",
 ];
 
 /// Entities that need their semicolon: common punctuation and typography.
@@ -737,21 +658,13 @@ fn legacy_entity(name: &str) -> Option<char> {
         "quot" | "QUOT" => Some('"'),
         "COPY" => Some('\u{a9}'),
         "REG" => Some('\u{ae}'),
-        _ => LATIN1_ENTITIES
-            .iter()
-            .position(|&n| n == name)
-            .and_then(|i| char::from_u32(0xA0 + i as u32)),
+        _ => LATIN1_ENTITIES.iter().position(|&n| n == name).and_then(|i| char::from_u32(0xA0 + i as u32)),
     }
 }
 
 /// An entity written with its semicolon (the name here is without it).
 fn named_entity(name: &str) -> Option<char> {
-    legacy_entity(name).or_else(|| {
-        SEMICOLON_ENTITIES
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|&(_, c)| c)
-    })
+    legacy_entity(name).or_else(|| SEMICOLON_ENTITIES.iter().find(|(n, _)| *n == name).map(|&(_, c)| c))
 }
 
 /// ftfy's `unescape_html`: only `&#?[0-9A-Za-z]{1,24};` is touched; a named entity must end in
@@ -764,9 +677,8 @@ fn ftfy_unescape(text: &str) -> String {
         out.push_str(&rest[..pos]);
         let after = &rest[pos + 1..];
         let body_start = usize::from(after.starts_with('#'));
-        let body_len = after[body_start..]
-            .find(|c: char| !c.is_ascii_alphanumeric())
-            .unwrap_or(after.len() - body_start);
+        let body_len =
+            after[body_start..].find(|c: char| !c.is_ascii_alphanumeric()).unwrap_or(after.len() - body_start);
         let end = body_start + body_len;
         if (1..=24).contains(&body_len) && after[end..].starts_with(';') {
             let entity = &rest[pos..pos + 1 + end + 1];
@@ -833,15 +745,13 @@ fn unescape_reference(after: &str) -> Option<(String, usize)> {
             Some(hex) => (hex, 16, 2),
             None => (num, 10, 1),
         };
-        let len = digits
-            .find(|c: char| !c.is_digit(radix))
-            .unwrap_or(digits.len());
+        let len = digits.find(|c: char| !c.is_digit(radix)).unwrap_or(digits.len());
         if len == 0 {
             return None;
         }
-        let value = digits[..len].chars().fold(0u64, |acc, d| {
-            (acc * radix as u64 + d.to_digit(radix).unwrap_or(0) as u64).min(0x11_0000)
-        });
+        let value = digits[..len]
+            .chars()
+            .fold(0u64, |acc, d| (acc * radix as u64 + d.to_digit(radix).unwrap_or(0) as u64).min(0x11_0000));
         let semicolon = usize::from(digits[len..].starts_with(';'));
         return Some((numeric_reference(value), skip + len + semicolon));
     }
@@ -860,14 +770,9 @@ fn unescape_reference(after: &str) -> Option<(String, usize)> {
     } else if let Some(c) = legacy_entity(name) {
         return Some((c.to_string(), len));
     }
-    let mut cuts: Vec<usize> = name
-        .char_indices()
-        .map(|(i, _)| i)
-        .filter(|&i| i >= 2)
-        .collect();
+    let mut cuts: Vec<usize> = name.char_indices().map(|(i, _)| i).filter(|&i| i >= 2).collect();
     cuts.reverse();
-    cuts.into_iter()
-        .find_map(|cut| legacy_entity(&name[..cut]).map(|c| (c.to_string(), cut)))
+    cuts.into_iter().find_map(|cut| legacy_entity(&name[..cut]).map(|c| (c.to_string(), cut)))
 }
 
 /// Python's rules for `&#N;`: Windows-1252 for the C1 range, U+FFFD for NUL, surrogates and
@@ -878,15 +783,12 @@ fn numeric_reference(value: u64) -> String {
         0 => return '\u{fffd}'.to_string(),
         0x0d => return '\r'.to_string(),
         0x80..=0x9f => {
-            return windows_1252_c1(v)
-                .unwrap_or_else(|| char::from_u32(v).unwrap_or('\u{fffd}'))
-                .to_string()
+            return windows_1252_c1(v).unwrap_or_else(|| char::from_u32(v).unwrap_or('\u{fffd}')).to_string()
         }
         0xD800..=0xDFFF | 0x11_0000.. => return '\u{fffd}'.to_string(),
         _ => {}
     }
-    let invalid = matches!(v, 0x1..=0x8 | 0xb | 0xe..=0x1f | 0x7f..=0x9f | 0xfdd0..=0xfdef)
-        || (v & 0xfffe) == 0xfffe;
+    let invalid = matches!(v, 0x1..=0x8 | 0xb | 0xe..=0x1f | 0x7f..=0x9f | 0xfdd0..=0xfdef) || (v & 0xfffe) == 0xfffe;
     if invalid {
         String::new()
     } else {

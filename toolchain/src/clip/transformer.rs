@@ -31,10 +31,7 @@ impl Attention {
                     ))
                 };
                 let (q, k, v) = (part("q")?, part("k")?, part("v")?);
-                Linear::new(
-                    Tensor::cat(&[&q.0, &k.0, &v.0], 0)?,
-                    Some(Tensor::cat(&[&q.1, &k.1, &v.1], 0)?),
-                )
+                Linear::new(Tensor::cat(&[&q.0, &k.0, &v.0], 0)?, Some(Tensor::cat(&[&q.1, &k.1, &v.1], 0)?))
             }
             Naming::OpenAi => Linear::new(
                 w.get(&format!("{p}attn.in_proj_weight"), &[3 * width, width], Init::Normal(std))?,
@@ -50,11 +47,7 @@ impl Attention {
     pub fn forward(&self, x: &Tensor, mask: Option<&Tensor>) -> candle_core::Result<Tensor> {
         let (b, t, d) = x.dims3()?;
         let hd = d / self.heads;
-        let qkv = self
-            .qkv
-            .forward(x)?
-            .reshape((b, t, 3, self.heads, hd))?
-            .permute((2, 0, 3, 1, 4))?;
+        let qkv = self.qkv.forward(x)?.reshape((b, t, 3, self.heads, hd))?.permute((2, 0, 3, 1, 4))?;
         let q = (qkv.get(0)?.contiguous()? * (hd as f64).powf(-0.5))?;
         let k = qkv.get(1)?.contiguous()?;
         let v = qkv.get(2)?.contiguous()?;
@@ -106,12 +99,7 @@ pub struct ResidualBlock {
 
 impl ResidualBlock {
     /// `p` is the block's name prefix, e.g. `visual.transformer.resblocks.3.`.
-    pub fn load(
-        w: &Weights,
-        naming: Naming,
-        p: &str,
-        cfg: &BlockConfig,
-    ) -> Result<Self> {
+    pub fn load(w: &Weights, naming: Naming, p: &str, cfg: &BlockConfig) -> Result<Self> {
         let d = cfg.width;
         let n = |hf: &str, oa: &str| naming.pick(&format!("{p}{hf}"), &format!("{p}{oa}"));
         Ok(Self {
@@ -169,7 +157,12 @@ impl BlockConfig {
 }
 
 /// An encoder's `cfg.layers` blocks, block `i` named by `prefix(i)`.
-pub fn load_blocks(w: &Weights, naming: Naming, cfg: &BlockConfig, prefix: impl Fn(usize) -> String) -> Result<Vec<ResidualBlock>> {
+pub fn load_blocks(
+    w: &Weights,
+    naming: Naming,
+    cfg: &BlockConfig,
+    prefix: impl Fn(usize) -> String,
+) -> Result<Vec<ResidualBlock>> {
     (0..cfg.layers).map(|i| ResidualBlock::load(w, naming, &prefix(i), cfg)).collect()
 }
 

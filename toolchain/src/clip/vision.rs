@@ -73,11 +73,8 @@ impl VisionTransformer {
             // PyTorch's default convolution init gives.
             Init::Normal((3.0 * (3 * p * p) as f64).powf(-0.5)),
         )?;
-        let class_embedding = w.get(
-            &n("vision_model.embeddings.class_embedding", "visual.class_embedding"),
-            &[d],
-            Init::Normal(scale),
-        )?;
+        let class_embedding =
+            w.get(&n("vision_model.embeddings.class_embedding", "visual.class_embedding"), &[d], Init::Normal(scale))?;
         let positional_embedding = w.get(
             &n("vision_model.embeddings.position_embedding.weight", "visual.positional_embedding"),
             &[g * g + 1, d],
@@ -123,10 +120,7 @@ impl VisionTransformer {
         if height % p != 0 || width % p != 0 {
             candle_core::bail!("image {height}x{width} is not a multiple of the patch size {p}");
         }
-        let patches = pixels
-            .conv2d(&self.patch_embedding, 0, p, 1, 1)?
-            .flatten_from(2)?
-            .transpose(1, 2)?;
+        let patches = pixels.conv2d(&self.patch_embedding, 0, p, 1, 1)?.flatten_from(2)?.transpose(1, 2)?;
         let d = self.cfg.width;
         let cls = self.class_embedding.reshape((1, 1, d))?.broadcast_as((b, 1, d))?;
         let x = Tensor::cat(&[&cls, &patches], 1)?;
@@ -211,7 +205,11 @@ impl VisionTransformer {
         let mut prompted = false;
         let mut states = vec![None; self.blocks.len() + 1];
         let real = |g: &mut GraphBuilder, x: &str, prompted: bool| -> export::Result<String> {
-            if prompted { slice(g, x, 1, 0, n_real) } else { Ok(x.to_string()) }
+            if prompted {
+                slice(g, x, 1, 0, n_real)
+            } else {
+                Ok(x.to_string())
+            }
         };
         if taps.contains(&0) {
             states[0] = Some(x.clone());
@@ -239,7 +237,10 @@ impl VisionTransformer {
         taps.iter()
             .map(|&t| {
                 states.get(t).cloned().flatten().ok_or_else(|| {
-                    export::ExportError::Graph(format!("tap after layer {t}, but the ViT has {} layers", self.blocks.len()))
+                    export::ExportError::Graph(format!(
+                        "tap after layer {t}, but the ViT has {} layers",
+                        self.blocks.len()
+                    ))
                 })
             })
             .collect()

@@ -10,11 +10,7 @@ use super::rng::Rng;
 pub(crate) type Color = [f32; 3];
 
 pub(crate) fn lerp(a: Color, b: Color, t: f32) -> Color {
-    [
-        a[0] + (b[0] - a[0]) * t,
-        a[1] + (b[1] - a[1]) * t,
-        a[2] + (b[2] - a[2]) * t,
-    ]
+    [a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t, a[2] + (b[2] - a[2]) * t]
 }
 
 pub(crate) fn scale(c: Color, k: f32) -> Color {
@@ -41,10 +37,7 @@ pub(crate) struct Canvas {
 
 impl Canvas {
     pub(crate) fn new(size: u32) -> Canvas {
-        Canvas {
-            size,
-            px: vec![[0.0; 3]; (size * size) as usize],
-        }
+        Canvas { size, px: vec![[0.0; 3]; (size * size) as usize] }
     }
 
     /// One pixel, in normalised units.
@@ -84,13 +77,7 @@ impl Canvas {
     }
 
     /// Pixels whose centres fall in the box [u0, u1] x [v0, v1], clipped to the image.
-    pub(crate) fn pixels_in(
-        &self,
-        u0: f32,
-        v0: f32,
-        u1: f32,
-        v1: f32,
-    ) -> impl Iterator<Item = (u32, u32)> {
+    pub(crate) fn pixels_in(&self, u0: f32, v0: f32, u1: f32, v1: f32) -> impl Iterator<Item = (u32, u32)> {
         let s = self.size as f32;
         let lo = |t: f32| ((t * s - 0.5).floor().max(0.0) as u32).min(self.size);
         let hi = |t: f32| ((t * s - 0.5).ceil() + 1.0).clamp(0.0, s) as u32;
@@ -124,10 +111,7 @@ pub(crate) struct Mask {
 
 impl Mask {
     pub(crate) fn new(size: u32) -> Mask {
-        Mask {
-            size,
-            bits: vec![false; (size * size) as usize],
-        }
+        Mask { size, bits: vec![false; (size * size) as usize] }
     }
 
     pub(crate) fn set(&mut self, x: u32, y: u32) {
@@ -147,8 +131,6 @@ impl Mask {
     }
 
     pub(crate) fn to_image(&self) -> GrayImage {
-        GrayImage::from_fn(self.size, self.size, |x, y| {
-            Luma([if self.get(x, y) { 255 } else { 0 }])
-        })
+        GrayImage::from_fn(self.size, self.size, |x, y| Luma([if self.get(x, y) { 255 } else { 0 }]))
     }
 }

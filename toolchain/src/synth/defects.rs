@@ -15,11 +15,7 @@ pub(crate) fn everywhere(_: f32, _: f32) -> bool {
 fn dist_to_segment(p: (f32, f32), a: (f32, f32), b: (f32, f32)) -> f32 {
     let (dx, dy) = (b.0 - a.0, b.1 - a.1);
     let len2 = dx * dx + dy * dy;
-    let t = if len2 > 0.0 {
-        (((p.0 - a.0) * dx + (p.1 - a.1) * dy) / len2).clamp(0.0, 1.0)
-    } else {
-        0.0
-    };
+    let t = if len2 > 0.0 { (((p.0 - a.0) * dx + (p.1 - a.1) * dy) / len2).clamp(0.0, 1.0) } else { 0.0 };
     let (cx, cy) = (a.0 + t * dx - p.0, a.1 + t * dy - p.1);
     (cx * cx + cy * cy).sqrt()
 }
@@ -36,14 +32,8 @@ fn stroke(
     for seg in points.windows(2) {
         let (a, b) = (seg[0], seg[1]);
         let pad = half_width + c.pixel();
-        let boxed: Vec<(u32, u32)> = c
-            .pixels_in(
-                a.0.min(b.0) - pad,
-                a.1.min(b.1) - pad,
-                a.0.max(b.0) + pad,
-                a.1.max(b.1) + pad,
-            )
-            .collect();
+        let boxed: Vec<(u32, u32)> =
+            c.pixels_in(a.0.min(b.0) - pad, a.1.min(b.1) - pad, a.0.max(b.0) + pad, a.1.max(b.1) + pad).collect();
         for (x, y) in boxed {
             let p = c.uv(x, y);
             let d = dist_to_segment(p, a, b);
@@ -58,14 +48,7 @@ fn stroke(
 
 /// A thin curved line of lighter (or, on light surfaces, darker) material, in direction
 /// `angle` when given, else any.
-pub(crate) fn scratch(
-    c: &mut Canvas,
-    m: &mut Mask,
-    rng: &mut Rng,
-    region: Region,
-    at: (f32, f32),
-    angle: Option<f32>,
-) {
+pub(crate) fn scratch(c: &mut Canvas, m: &mut Mask, rng: &mut Rng, region: Region, at: (f32, f32), angle: Option<f32>) {
     let len = rng.range(0.2, 0.45);
     let any = rng.range(0.0, std::f32::consts::TAU);
     let angle = angle.unwrap_or(any);
@@ -77,10 +60,7 @@ pub(crate) fn scratch(
         .map(|i| {
             let t = i as f32 / 16.0;
             let w = [(1.0 - t) * (1.0 - t), 2.0 * t * (1.0 - t), t * t];
-            (
-                w[0] * p0.0 + w[1] * p1.0 + w[2] * p2.0,
-                w[0] * p0.1 + w[1] * p1.1 + w[2] * p2.1,
-            )
+            (w[0] * p0.0 + w[1] * p1.0 + w[2] * p2.0, w[0] * p0.1 + w[1] * p1.1 + w[2] * p2.1)
         })
         .collect();
     let half = (c.pixel() * rng.range(0.7, 1.1)).max(0.0035 * rng.range(0.8, 1.2));
@@ -98,12 +78,8 @@ pub(crate) fn scratch(
 pub(crate) fn crack(c: &mut Canvas, m: &mut Mask, rng: &mut Rng, region: Region, at: (f32, f32)) {
     let step = 0.012;
     let half = (c.pixel() * 0.8).max(0.004);
-    let mut walks: Vec<((f32, f32), f32, usize, u32)> = vec![(
-        at,
-        rng.range(0.0, std::f32::consts::TAU),
-        rng.below(14) + 18,
-        0,
-    )];
+    let mut walks: Vec<((f32, f32), f32, usize, u32)> =
+        vec![(at, rng.range(0.0, std::f32::consts::TAU), rng.below(14) + 18, 0)];
     let mut all: Vec<Vec<(f32, f32)>> = Vec::new();
     while let Some((start, mut heading, steps, depth)) = walks.pop() {
         let mut p = start;
@@ -113,20 +89,13 @@ pub(crate) fn crack(c: &mut Canvas, m: &mut Mask, rng: &mut Rng, region: Region,
             p = (p.0 + heading.cos() * step, p.1 + heading.sin() * step);
             points.push(p);
             if depth < 2 && walks.len() < 6 && rng.chance(0.08) {
-                walks.push((
-                    p,
-                    heading + rng.sign() * rng.range(0.5, 1.1),
-                    steps / 2,
-                    depth + 1,
-                ));
+                walks.push((p, heading + rng.sign() * rng.range(0.5, 1.1), steps / 2, depth + 1));
             }
         }
         all.push(points);
     }
     for points in all {
-        stroke(c, m, region, &points, half, &|old, d| {
-            scale(old, 0.15 + 0.25 * d)
-        });
+        stroke(c, m, region, &points, half, &|old, d| scale(old, 0.15 + 0.25 * d));
     }
 }
 
@@ -138,9 +107,7 @@ pub(crate) fn hole(c: &mut Canvas, m: &mut Mask, rng: &mut Rng, region: Region, 
     let noise = Noise::new(rng.next_u64());
     let shade = rng.range(0.03, 0.1);
     let r = ra.max(rb) * 1.2;
-    let boxed: Vec<(u32, u32)> = c
-        .pixels_in(at.0 - r, at.1 - r, at.0 + r, at.1 + r)
-        .collect();
+    let boxed: Vec<(u32, u32)> = c.pixels_in(at.0 - r, at.1 - r, at.0 + r, at.1 + r).collect();
     for (x, y) in boxed {
         let (u, v) = c.uv(x, y);
         let (dx, dy) = (u - at.0, v - at.1);
@@ -161,33 +128,19 @@ pub(crate) fn hole(c: &mut Canvas, m: &mut Mask, rng: &mut Rng, region: Region, 
     }
 }
 
-const STAINS: [Color; 5] = [
-    [0.35, 0.2, 0.07],
-    [0.55, 0.08, 0.08],
-    [0.1, 0.1, 0.08],
-    [0.2, 0.38, 0.12],
-    [0.85, 0.75, 0.2],
-];
+const STAINS: [Color; 5] =
+    [[0.35, 0.2, 0.07], [0.55, 0.08, 0.08], [0.1, 0.1, 0.08], [0.2, 0.38, 0.12], [0.85, 0.75, 0.2]];
 
 /// A translucent blob of a colour far from the surface's.
 pub(crate) fn stain(c: &mut Canvas, m: &mut Mask, rng: &mut Rng, region: Region, at: (f32, f32)) {
     let base = c.sample(at.0, at.1);
-    let far: Vec<Color> = STAINS
-        .iter()
-        .copied()
-        .filter(|s| (0..3).map(|i| (s[i] - base[i]).abs()).sum::<f32>() > 0.45)
-        .collect();
-    let colour = if far.is_empty() {
-        STAINS[rng.below(STAINS.len())]
-    } else {
-        far[rng.below(far.len())]
-    };
+    let far: Vec<Color> =
+        STAINS.iter().copied().filter(|s| (0..3).map(|i| (s[i] - base[i]).abs()).sum::<f32>() > 0.45).collect();
+    let colour = if far.is_empty() { STAINS[rng.below(STAINS.len())] } else { far[rng.below(far.len())] };
     let radius = rng.range(0.05, 0.1);
     let noise = Noise::new(rng.next_u64());
     let r = radius * 1.4;
-    let boxed: Vec<(u32, u32)> = c
-        .pixels_in(at.0 - r, at.1 - r, at.0 + r, at.1 + r)
-        .collect();
+    let boxed: Vec<(u32, u32)> = c.pixels_in(at.0 - r, at.1 - r, at.0 + r, at.1 + r).collect();
     for (x, y) in boxed {
         let (u, v) = c.uv(x, y);
         let d = ((u - at.0).powi(2) + (v - at.1).powi(2)).sqrt();
@@ -203,21 +156,12 @@ pub(crate) fn stain(c: &mut Canvas, m: &mut Mask, rng: &mut Rng, region: Region,
 }
 
 /// A disc copied from elsewhere in the image, rotated and recoloured.
-pub(crate) fn cut_paste(
-    c: &mut Canvas,
-    m: &mut Mask,
-    rng: &mut Rng,
-    region: Region,
-    at: (f32, f32),
-) {
+pub(crate) fn cut_paste(c: &mut Canvas, m: &mut Mask, rng: &mut Rng, region: Region, at: (f32, f32)) {
     let radius = rng.range(0.07, 0.12);
     // A source disc that does not overlap the destination.
     let mut src = at;
     for _ in 0..32 {
-        src = (
-            rng.range(radius, 1.0 - radius),
-            rng.range(radius, 1.0 - radius),
-        );
+        src = (rng.range(radius, 1.0 - radius), rng.range(radius, 1.0 - radius));
         if ((src.0 - at.0).powi(2) + (src.1 - at.1).powi(2)).sqrt() > 2.2 * radius {
             break;
         }
@@ -227,21 +171,12 @@ pub(crate) fn cut_paste(
     let mut gain = [1.0f32; 3];
     let strong = rng.below(3);
     for (i, g) in gain.iter_mut().enumerate() {
-        *g = if i == strong {
-            rng.range(0.25, 0.4) * rng.sign() + 1.0
-        } else {
-            rng.range(0.85, 1.15)
-        };
+        *g = if i == strong { rng.range(0.25, 0.4) * rng.sign() + 1.0 } else { rng.range(0.85, 1.15) };
     }
     let snapshot: Vec<Color> = c.px.clone();
-    let source = Canvas {
-        size: c.size,
-        px: snapshot,
-    };
+    let source = Canvas { size: c.size, px: snapshot };
     let r = radius;
-    let boxed: Vec<(u32, u32)> = c
-        .pixels_in(at.0 - r, at.1 - r, at.0 + r, at.1 + r)
-        .collect();
+    let boxed: Vec<(u32, u32)> = c.pixels_in(at.0 - r, at.1 - r, at.0 + r, at.1 + r).collect();
     for (x, y) in boxed {
         let (u, v) = c.uv(x, y);
         let (dx, dy) = (u - at.0, v - at.1);

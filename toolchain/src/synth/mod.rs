@@ -62,10 +62,7 @@ pub fn category_names() -> Vec<&'static str> {
 
 /// The defect types of `category`, or None for an unknown category.
 pub fn defects_of(category: &str) -> Option<&'static [&'static str]> {
-    CATEGORIES
-        .iter()
-        .find(|(name, _)| *name == category)
-        .map(|(_, d)| *d)
+    CATEGORIES.iter().find(|(name, _)| *name == category).map(|(_, d)| *d)
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -85,14 +82,7 @@ pub struct SynthConfig {
 
 impl Default for SynthConfig {
     fn default() -> Self {
-        SynthConfig {
-            seed: 0,
-            size: 128,
-            categories: None,
-            train_good: 10,
-            test_good: 10,
-            test_bad_per_defect: 5,
-        }
+        SynthConfig { seed: 0, size: 128, categories: None, train_good: 10, test_good: 10, test_bad_per_defect: 5 }
     }
 }
 
@@ -129,11 +119,7 @@ pub enum SynthError {
     #[error("{path}: cannot encode PNG: {detail}")]
     Encode { path: PathBuf, detail: String },
     #[error("could not place a {defect} defect on {category} at {size} px")]
-    Placement {
-        category: String,
-        defect: String,
-        size: u32,
-    },
+    Placement { category: String, defect: String, size: u32 },
 }
 
 /// Renders one image in memory: `defect` None for a normal image. Returns the image and, for
@@ -168,11 +154,7 @@ pub fn render(
         let mask = defect.map(|_| m.to_image());
         return Ok((c.to_image(), mask));
     }
-    Err(SynthError::Placement {
-        category: category.to_string(),
-        defect: defect.unwrap_or("good").to_string(),
-        size,
-    })
+    Err(SynthError::Placement { category: category.to_string(), defect: defect.unwrap_or("good").to_string(), size })
 }
 
 fn draw(category: &str, defect: Option<&str>, c: &mut Canvas, m: &mut Mask, rng: &mut Rng) {
@@ -226,17 +208,12 @@ fn draw(category: &str, defect: Option<&str>, c: &mut Canvas, m: &mut Mask, rng:
 }
 
 fn unknown(name: &str) -> SynthError {
-    SynthError::UnknownCategory {
-        name: name.to_string(),
-        known: category_names().join(", "),
-    }
+    SynthError::UnknownCategory { name: name.to_string(), known: category_names().join(", ") }
 }
 
 fn check_size(size: u32) -> Result<(), SynthError> {
     if !(MIN_SIZE..=MAX_SIZE).contains(&size) {
-        return Err(SynthError::Config(format!(
-            "image size {size} is outside {MIN_SIZE}..={MAX_SIZE}"
-        )));
+        return Err(SynthError::Config(format!("image size {size} is outside {MIN_SIZE}..={MAX_SIZE}")));
     }
     Ok(())
 }
@@ -263,16 +240,11 @@ pub fn generate(
     check_size(cfg.size)?;
     let categories: Vec<&'static str> = match &cfg.categories {
         None => category_names(),
-        Some(names) if names.is_empty() => {
-            return Err(SynthError::Config("the category list is empty".into()))
-        }
+        Some(names) if names.is_empty() => return Err(SynthError::Config("the category list is empty".into())),
         Some(names) => {
             let mut chosen = Vec::new();
             for name in names {
-                let known = CATEGORIES
-                    .iter()
-                    .find(|(n, _)| n == name)
-                    .ok_or_else(|| unknown(name))?;
+                let known = CATEGORIES.iter().find(|(n, _)| n == name).ok_or_else(|| unknown(name))?;
                 if !chosen.contains(&known.0) {
                     chosen.push(known.0);
                 }
@@ -287,29 +259,14 @@ pub fn generate(
     let mut jobs = Vec::new();
     for &category in &categories {
         for index in 0..cfg.train_good {
-            jobs.push(Job {
-                category,
-                split: "train",
-                defect: None,
-                index,
-            });
+            jobs.push(Job { category, split: "train", defect: None, index });
         }
         for index in 0..cfg.test_good {
-            jobs.push(Job {
-                category,
-                split: "test",
-                defect: None,
-                index,
-            });
+            jobs.push(Job { category, split: "test", defect: None, index });
         }
         for &defect in defects_of(category).unwrap_or(&[]) {
             for index in 0..cfg.test_bad_per_defect {
-                jobs.push(Job {
-                    category,
-                    split: "test",
-                    defect: Some(defect),
-                    index,
-                });
+                jobs.push(Job { category, split: "test", defect: Some(defect), index });
             }
         }
     }
@@ -320,26 +277,13 @@ pub fn generate(
     let mut masks = 0;
     for (done, job) in jobs.iter().enumerate() {
         let defect_dir = job.defect.unwrap_or("good");
-        let seed = derive_seed(
-            cfg.seed,
-            &[job.category, job.split, defect_dir],
-            job.index as u64,
-        );
+        let seed = derive_seed(cfg.seed, &[job.category, job.split, defect_dir], job.index as u64);
         let (image, mask) = render(job.category, job.defect, cfg.size, seed)?;
         let name = format!("{:03}", job.index);
         let cat_dir = out.join(job.category);
-        write_png(
-            &cat_dir
-                .join(job.split)
-                .join(defect_dir)
-                .join(format!("{name}.png")),
-            &image,
-        )?;
+        write_png(&cat_dir.join(job.split).join(defect_dir).join(format!("{name}.png")), &image)?;
         if let Some(mask) = mask {
-            let path = cat_dir
-                .join("ground_truth")
-                .join(defect_dir)
-                .join(format!("{name}_mask.png"));
+            let path = cat_dir.join("ground_truth").join(defect_dir).join(format!("{name}_mask.png"));
             write_png(&path, &mask)?;
             masks += 1;
         }
@@ -355,18 +299,13 @@ pub fn generate(
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SynthError + '_ {
-    move |source| SynthError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| SynthError::Io { path: path.to_path_buf(), source }
 }
 
 /// Checks `out` may be written, and clears what an earlier synth run left there.
 fn prepare(out: &Path) -> Result<(), SynthError> {
     if out.exists() && !out.is_dir() {
-        return Err(SynthError::NotADirectory {
-            path: out.to_path_buf(),
-        });
+        return Err(SynthError::NotADirectory { path: out.to_path_buf() });
     }
     fs::create_dir_all(out).map_err(io(out))?;
     let empty = fs::read_dir(out).map_err(io(out))?.next().is_none();
@@ -374,20 +313,13 @@ fn prepare(out: &Path) -> Result<(), SynthError> {
         return Ok(());
     }
     let marker = out.join(MARKER);
-    let previous: Option<serde_json::Value> = fs::read_to_string(&marker)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok());
+    let previous: Option<serde_json::Value> =
+        fs::read_to_string(&marker).ok().and_then(|t| serde_json::from_str(&t).ok());
     let previous = previous
         .filter(|v| v.get("generator").and_then(|g| g.as_str()) == Some(GENERATOR))
-        .ok_or_else(|| SynthError::NotEmpty {
-            path: out.to_path_buf(),
-        })?;
+        .ok_or_else(|| SynthError::NotEmpty { path: out.to_path_buf() })?;
     // Only directories named like our categories, and only those the marker lists.
-    let listed = previous
-        .get("categories")
-        .and_then(|c| c.as_array())
-        .cloned()
-        .unwrap_or_default();
+    let listed = previous.get("categories").and_then(|c| c.as_array()).cloned().unwrap_or_default();
     for name in listed.iter().filter_map(|c| c.as_str()) {
         let dir = out.join(name);
         if category_names().contains(&name) && dir.is_dir() {
@@ -397,12 +329,7 @@ fn prepare(out: &Path) -> Result<(), SynthError> {
     Ok(())
 }
 
-fn write_marker(
-    out: &Path,
-    cfg: &SynthConfig,
-    categories: &[&str],
-    complete: bool,
-) -> Result<(), SynthError> {
+fn write_marker(out: &Path, cfg: &SynthConfig, categories: &[&str], complete: bool) -> Result<(), SynthError> {
     let value = serde_json::json!({
         "generator": GENERATOR,
         "format_version": 1,
@@ -426,10 +353,7 @@ where
     let mut bytes = Vec::new();
     image::codecs::png::PngEncoder::new(&mut bytes)
         .write_image(image.as_raw(), image.width(), image.height(), P::COLOR_TYPE)
-        .map_err(|e| SynthError::Encode {
-            path: path.to_path_buf(),
-            detail: e.to_string(),
-        })?;
+        .map_err(|e| SynthError::Encode { path: path.to_path_buf(), detail: e.to_string() })?;
     write_atomic(path, &bytes)
 }
 
@@ -457,13 +381,7 @@ mod tests {
                         let (mut good, mut bad) = (Canvas::new(size), Canvas::new(size));
                         let (mut none, mut mask) = (Mask::new(size), Mask::new(size));
                         draw(category, None, &mut good, &mut none, &mut rng.clone());
-                        draw(
-                            category,
-                            Some(defect),
-                            &mut bad,
-                            &mut mask,
-                            &mut rng.clone(),
-                        );
+                        draw(category, Some(defect), &mut bad, &mut mask, &mut rng.clone());
                         let (mut inside, mut changed_inside) = (0, 0);
                         for y in 0..size {
                             for x in 0..size {

@@ -9,19 +9,12 @@ use super::noise::Noise;
 use super::rng::Rng;
 
 fn backdrop(rng: &mut Rng, base: Color) -> (Color, Noise, f32) {
-    (
-        jitter(base, 0.04, rng),
-        Noise::new(rng.next_u64()),
-        rng.range(0.0, TAU),
-    )
+    (jitter(base, 0.04, rng), Noise::new(rng.next_u64()), rng.range(0.0, TAU))
 }
 
 fn backdrop_at(colour: Color, noise: &Noise, light: f32, u: f32, v: f32) -> Color {
     let gradient = 0.06 * ((u - 0.5) * light.cos() + (v - 0.5) * light.sin());
-    scale(
-        colour,
-        0.92 + gradient + 0.12 * noise.fbm(u * 5.0, v * 5.0, 3),
-    )
+    scale(colour, 0.92 + gradient + 0.12 * noise.fbm(u * 5.0, v * 5.0, 3))
 }
 
 /// Picks a point of the object (by rejection over most of the image).
@@ -78,11 +71,7 @@ impl Washer {
         let back = backdrop_at(self.back, &self.noise, self.light, u, v);
         // Soft shadow cast away from the light.
         let (d, _) = self.polar(u + 0.02 * self.light.cos(), v + 0.02 * self.light.sin());
-        let shadow = if d < self.outer + 0.02 && d > self.inner - 0.02 {
-            0.7
-        } else {
-            1.0
-        };
+        let shadow = if d < self.outer + 0.02 && d > self.inner - 0.02 { 0.7 } else { 1.0 };
         scale(back, shadow)
     }
 
@@ -90,8 +79,7 @@ impl Washer {
         let px = c.pixel();
         c.fill(|u, v| {
             let (d, theta) = self.polar(u, v);
-            let cover = ((self.outer - d) / px + 0.5).clamp(0.0, 1.0)
-                * ((d - self.inner) / px + 0.5).clamp(0.0, 1.0);
+            let cover = ((self.outer - d) / px + 0.5).clamp(0.0, 1.0) * ((d - self.inner) / px + 0.5).clamp(0.0, 1.0);
             let back = self.background(u, v);
             if cover <= 0.0 {
                 return back;
@@ -111,15 +99,10 @@ impl Washer {
     fn chip(&self, c: &mut Canvas, m: &mut Mask, rng: &mut Rng) {
         let angle = rng.range(0.0, TAU);
         let bite = rng.range(0.06, 0.1);
-        let at = (
-            self.centre.0 + self.outer * angle.cos(),
-            self.centre.1 + self.outer * angle.sin(),
-        );
+        let at = (self.centre.0 + self.outer * angle.cos(), self.centre.1 + self.outer * angle.sin());
         let noise = Noise::new(rng.next_u64());
         let r = bite * 1.3;
-        let boxed: Vec<(u32, u32)> = c
-            .pixels_in(at.0 - r, at.1 - r, at.0 + r, at.1 + r)
-            .collect();
+        let boxed: Vec<(u32, u32)> = c.pixels_in(at.0 - r, at.1 - r, at.0 + r, at.1 + r).collect();
         for (x, y) in boxed {
             let (u, v) = c.uv(x, y);
             let d = ((u - at.0).powi(2) + (v - at.1).powi(2)).sqrt();
@@ -203,10 +186,7 @@ impl Bolt {
 
     fn world(&self, s: f32, t: f32) -> (f32, f32) {
         let (c, sn) = (self.angle.cos(), self.angle.sin());
-        (
-            self.centre.0 + s * c - t * sn,
-            self.centre.1 + s * sn + t * c,
-        )
+        (self.centre.0 + s * c - t * sn, self.centre.1 + s * sn + t * c)
     }
 
     /// Margin (positive inside, roughly the distance to the outline) of the straight bolt at
@@ -322,26 +302,11 @@ impl Bolt {
             "bent" => {
                 let pivot = rng.range(0.0, end - 0.15);
                 let bend = rng.range(0.3, 0.55) * rng.sign();
-                self.damage(
-                    c,
-                    m,
-                    Damage {
-                        pivot,
-                        bend,
-                        cut: None,
-                    },
-                );
+                self.damage(c, m, Damage { pivot, bend, cut: None });
             }
             "missing" => {
                 let cut = rng.range(0.05, end - 0.1);
-                self.damage(
-                    c,
-                    m,
-                    Damage {
-                        cut: Some(cut),
-                        ..Damage::default()
-                    },
-                );
+                self.damage(c, m, Damage { cut: Some(cut), ..Damage::default() });
             }
             "scratch" => {
                 self.draw(c);

@@ -129,11 +129,8 @@ impl Grid {
         let (sa, sb) = (0.35 + 0.75 * cyl(da), 0.35 + 0.75 * cyl(db));
         let (ca, cb) = (cover(da), cover(db));
         let back = self.background(u, v);
-        let (top_s, top_c, low_s, low_c) = if vertical_on_top {
-            (sa, ca, sb * 0.75, cb)
-        } else {
-            (sb, cb, sa * 0.75, ca)
-        };
+        let (top_s, top_c, low_s, low_c) =
+            if vertical_on_top { (sa, ca, sb * 0.75, cb) } else { (sb, cb, sa * 0.75, ca) };
         let lower = lerp(back, scale(self.wire, low_s), low_c);
         lerp(lower, scale(self.wire, top_s), top_c)
     }
@@ -151,14 +148,8 @@ impl Grid {
         let heading = rng.range(0.0, TAU);
         let amount = self.period * rng.range(0.3, 0.5);
         let px = c.pixel();
-        let boxed: Vec<(u32, u32)> = c
-            .pixels_in(
-                centre.0 - radius,
-                centre.1 - radius,
-                centre.0 + radius,
-                centre.1 + radius,
-            )
-            .collect();
+        let boxed: Vec<(u32, u32)> =
+            c.pixels_in(centre.0 - radius, centre.1 - radius, centre.0 + radius, centre.1 + radius).collect();
         for (x, y) in boxed {
             let (u, v) = c.uv(x, y);
             let r = (((u - centre.0).powi(2) + (v - centre.1).powi(2)).sqrt() / radius).min(1.0);
@@ -178,11 +169,7 @@ impl Grid {
         let vertical = rng.chance(0.5);
         let p = self.period;
         // The wire's axis and the segment along it, in the grid frame.
-        let (axis, along) = if vertical {
-            ((a0 / p).round() * p, b0)
-        } else {
-            ((b0 / p).round() * p, a0)
-        };
+        let (axis, along) = if vertical { ((a0 / p).round() * p, b0) } else { ((b0 / p).round() * p, a0) };
         let seg = (along / p).floor() * p; // the crossing before `along`
                                            // One or two whole segments: shorter gaps are hard to see at small sizes.
         let segments = 1.0 + rng.below(2) as f32;
@@ -194,8 +181,7 @@ impl Grid {
                 let (u, v) = c.uv(x, y);
                 let (da, db, a, b) = self.distances(u, v);
                 let (d_axis, pos, d_other) = if vertical { (da, b, db) } else { (db, a, da) };
-                let on_this = d_axis < self.half + px
-                    && (if vertical { a } else { b } - axis).abs() < p / 2.0;
+                let on_this = d_axis < self.half + px && (if vertical { a } else { b } - axis).abs() < p / 2.0;
                 if on_this && d_other >= self.half && pos > lo && pos < hi {
                     c.set(x, y, self.background(u, v));
                     m.set(x, y);

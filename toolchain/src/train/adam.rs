@@ -41,13 +41,7 @@ pub enum AdamError {
     #[error("train/adam.rs: parameter `{name}` has dtype {dtype:?}; Adam needs a float dtype")]
     ParamDtype { name: String, dtype: DType },
     #[error("train/adam.rs: gradient of `{name}` has shape {found:?} / dtype {found_dtype:?}, the parameter {expected:?} / {expected_dtype:?}")]
-    Gradient {
-        name: String,
-        expected: Vec<usize>,
-        found: Vec<usize>,
-        expected_dtype: DType,
-        found_dtype: DType,
-    },
+    Gradient { name: String, expected: Vec<usize>, found: Vec<usize>, expected_dtype: DType, found_dtype: DType },
     #[error("train/adam.rs: optimizer state: {0}")]
     State(String),
     #[error(transparent)]
@@ -66,11 +60,7 @@ pub struct AdamConfig {
 
 impl Default for AdamConfig {
     fn default() -> Self {
-        Self {
-            lr: 1e-3,
-            betas: DEFAULT_BETAS,
-            eps: 1e-8,
-        }
+        Self { lr: 1e-3, betas: DEFAULT_BETAS, eps: 1e-8 }
     }
 }
 
@@ -79,23 +69,14 @@ impl AdamConfig {
     pub fn validate(&self) -> Result<()> {
         let (b1, b2) = self.betas;
         if !(self.lr.is_finite() && self.lr >= 0.0) {
-            return Err(AdamError::Config(format!(
-                "learning rate {} must be finite and >= 0",
-                self.lr
-            )));
+            return Err(AdamError::Config(format!("learning rate {} must be finite and >= 0", self.lr)));
         }
         if !(self.eps.is_finite() && self.eps >= 0.0) {
-            return Err(AdamError::Config(format!(
-                "eps {} must be finite and >= 0",
-                self.eps
-            )));
+            return Err(AdamError::Config(format!("eps {} must be finite and >= 0", self.eps)));
         }
         for (i, b) in [b1, b2].into_iter().enumerate() {
             if !(0.0..1.0).contains(&b) {
-                return Err(AdamError::Config(format!(
-                    "beta{} = {b} must lie in [0, 1)",
-                    i + 1
-                )));
+                return Err(AdamError::Config(format!("beta{} = {b} must lie in [0, 1)", i + 1)));
             }
         }
         Ok(())
@@ -136,16 +117,9 @@ impl Adam {
                 return Err(AdamError::DuplicateName(name));
             }
             if !var.dtype().is_float() {
-                return Err(AdamError::ParamDtype {
-                    name,
-                    dtype: var.dtype(),
-                });
+                return Err(AdamError::ParamDtype { name, dtype: var.dtype() });
             }
-            out.push(Param {
-                name,
-                var,
-                moments: None,
-            });
+            out.push(Param { name, var, moments: None });
         }
         Ok(Self { config, params: out })
     }
@@ -173,10 +147,7 @@ impl Adam {
 
     /// Number of updates parameter `name` has had (0 before its first gradient).
     pub fn step_count(&self, name: &str) -> Option<u64> {
-        self.params
-            .iter()
-            .find(|p| p.name == name)
-            .map(|p| p.moments.as_ref().map_or(0, |m| m.step))
+        self.params.iter().find(|p| p.name == name).map(|p| p.moments.as_ref().map_or(0, |m| m.step))
     }
 
     /// One update of every parameter that has a gradient in `grads`; the
@@ -199,11 +170,7 @@ impl Adam {
             }
             work.push((i, g.detach()));
         }
-        let AdamConfig {
-            lr,
-            betas: (b1, b2),
-            eps,
-        } = self.config;
+        let AdamConfig { lr, betas: (b1, b2), eps } = self.config;
         for (i, g) in work {
             let p = &mut self.params[i];
             let g = g.to_device(p.var.device())?;
@@ -223,11 +190,7 @@ impl Adam {
             let update = (m.div(&denom)? * (-step_size))?;
             let new = (p.var.as_tensor().detach() + update)?;
             p.var.set(&new)?;
-            p.moments = Some(Moments {
-                step,
-                exp_avg: m,
-                exp_avg_sq: v,
-            });
+            p.moments = Some(Moments { step, exp_avg: m, exp_avg_sq: v });
         }
         Ok(())
     }
@@ -255,12 +218,7 @@ impl Adam {
     /// differ from the parameter, and step counts that are not whole numbers
     /// >= 1 are errors, and leave the optimizer unchanged.
     pub fn import_state(&mut self, state: &HashMap<String, Tensor>) -> Result<()> {
-        let index: HashMap<&str, usize> = self
-            .params
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (p.name.as_str(), i))
-            .collect();
+        let index: HashMap<&str, usize> = self.params.iter().enumerate().map(|(i, p)| (p.name.as_str(), i)).collect();
         // name -> (step, exp_avg, exp_avg_sq) as found
         let mut found: BTreeMap<usize, [Option<&Tensor>; 3]> = BTreeMap::new();
         for (k, t) in state {
@@ -304,14 +262,7 @@ impl Adam {
             }
             let exp_avg_sq = moments.pop().expect("two moments pushed");
             let exp_avg = moments.pop().expect("two moments pushed");
-            restored.push((
-                i,
-                Moments {
-                    step,
-                    exp_avg,
-                    exp_avg_sq,
-                },
-            ));
+            restored.push((i, Moments { step, exp_avg, exp_avg_sq }));
         }
         for p in &mut self.params {
             p.moments = None;
@@ -329,16 +280,11 @@ fn key(name: &str, field: &str) -> String {
 
 fn read_step(name: &str, t: &Tensor) -> Result<u64> {
     if t.elem_count() != 1 {
-        return Err(AdamError::State(format!(
-            "`{name}.{STEP_KEY}` has shape {:?}, expected a scalar",
-            t.dims()
-        )));
+        return Err(AdamError::State(format!("`{name}.{STEP_KEY}` has shape {:?}, expected a scalar", t.dims())));
     }
     let v = t.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?[0];
     if !(v.is_finite() && v >= 1.0 && v.fract() == 0.0 && v < 2f64.powi(53)) {
-        return Err(AdamError::State(format!(
-            "`{name}.{STEP_KEY}` = {v} is not a whole number >= 1"
-        )));
+        return Err(AdamError::State(format!("`{name}.{STEP_KEY}` = {v} is not a whole number >= 1")));
     }
     Ok(v as u64)
 }
@@ -373,32 +319,17 @@ mod tests {
     #[test]
     fn bad_settings_are_errors() {
         let bad = [
-            AdamConfig {
-                lr: -1.0,
-                ..Default::default()
-            },
-            AdamConfig {
-                betas: (1.0, 0.999),
-                ..Default::default()
-            },
-            AdamConfig {
-                betas: (0.9, -0.1),
-                ..Default::default()
-            },
-            AdamConfig {
-                eps: f64::NAN,
-                ..Default::default()
-            },
+            AdamConfig { lr: -1.0, ..Default::default() },
+            AdamConfig { betas: (1.0, 0.999), ..Default::default() },
+            AdamConfig { betas: (0.9, -0.1), ..Default::default() },
+            AdamConfig { eps: f64::NAN, ..Default::default() },
         ];
         for c in bad {
             assert!(matches!(Adam::new(vec![], c), Err(AdamError::Config(_))), "{c:?}");
         }
         let v = var(&[1.0]);
         let dup = vec![("a".to_string(), v.clone()), ("a".to_string(), v)];
-        assert!(matches!(
-            Adam::new(dup, AdamConfig::default()),
-            Err(AdamError::DuplicateName(_))
-        ));
+        assert!(matches!(Adam::new(dup, AdamConfig::default()), Err(AdamError::DuplicateName(_))));
         let mut opt = Adam::new(vec![("a".into(), var(&[1.0]))], AdamConfig::default()).unwrap();
         assert!(opt.set_lr(f64::INFINITY).is_err());
         assert_eq!(opt.lr(), 1e-3);
@@ -407,11 +338,7 @@ mod tests {
     #[test]
     fn a_gradient_of_the_wrong_shape_changes_nothing() {
         let (a, b) = (var(&[1.0, 2.0]), var(&[3.0]));
-        let mut opt = Adam::new(
-            vec![("a".into(), a.clone()), ("b".into(), b.clone())],
-            AdamConfig::default(),
-        )
-        .unwrap();
+        let mut opt = Adam::new(vec![("a".into(), a.clone()), ("b".into(), b.clone())], AdamConfig::default()).unwrap();
         let mut grads = GradStore::default();
         grads.insert(a.as_tensor(), Tensor::new(&[1f32, 1.], &Device::Cpu).unwrap());
         grads.insert(b.as_tensor(), Tensor::new(&[1f32, 1.], &Device::Cpu).unwrap());
@@ -435,10 +362,7 @@ mod tests {
         let mut partial = good.clone();
         partial.remove("a.exp_avg_sq");
         let mut shape = good.clone();
-        shape.insert(
-            "a.exp_avg".into(),
-            Tensor::zeros(3, DType::F32, &Device::Cpu).unwrap(),
-        );
+        shape.insert("a.exp_avg".into(), Tensor::zeros(3, DType::F32, &Device::Cpu).unwrap());
         let mut step0 = good.clone();
         step0.insert("a.step".into(), Tensor::new(0i64, &Device::Cpu).unwrap());
         let mut field = good.clone();

@@ -26,19 +26,9 @@ pub const BCE_GRAD_EPSILON: f64 = 1e-12_f32 as f64;
 #[derive(Debug, thiserror::Error)]
 pub enum LossError {
     #[error("train/loss.rs: {loss}: {what} has shape {found:?}, expected {expected}")]
-    Shape {
-        loss: &'static str,
-        what: &'static str,
-        found: Vec<usize>,
-        expected: String,
-    },
+    Shape { loss: &'static str, what: &'static str, found: Vec<usize>, expected: String },
     #[error("train/loss.rs: {loss}: {what} has dtype {found:?}, expected {expected:?}")]
-    Dtype {
-        loss: &'static str,
-        what: &'static str,
-        found: DType,
-        expected: DType,
-    },
+    Dtype { loss: &'static str, what: &'static str, found: DType, expected: DType },
     #[error("train/loss.rs: {loss}: {message}")]
     Invalid { loss: &'static str, message: String },
     #[error(transparent)]
@@ -50,35 +40,20 @@ pub type Result<T> = std::result::Result<T, LossError>;
 fn float_dtype(loss: &'static str, what: &'static str, t: &Tensor) -> Result<DType> {
     match t.dtype() {
         d @ (DType::F16 | DType::BF16 | DType::F32 | DType::F64) => Ok(d),
-        found => Err(LossError::Dtype {
-            loss,
-            what,
-            found,
-            expected: DType::F32,
-        }),
+        found => Err(LossError::Dtype { loss, what, found, expected: DType::F32 }),
     }
 }
 
 fn same_dtype(loss: &'static str, what: &'static str, t: &Tensor, expected: DType) -> Result<()> {
     if t.dtype() != expected {
-        return Err(LossError::Dtype {
-            loss,
-            what,
-            found: t.dtype(),
-            expected,
-        });
+        return Err(LossError::Dtype { loss, what, found: t.dtype(), expected });
     }
     Ok(())
 }
 
 fn same_shape(loss: &'static str, what: &'static str, t: &Tensor, expected: &[usize]) -> Result<()> {
     if t.dims() != expected {
-        return Err(LossError::Shape {
-            loss,
-            what,
-            found: t.dims().to_vec(),
-            expected: format!("{expected:?}"),
-        });
+        return Err(LossError::Shape { loss, what, found: t.dims().to_vec(), expected: format!("{expected:?}") });
     }
     Ok(())
 }
@@ -96,10 +71,7 @@ fn same_shape(loss: &'static str, what: &'static str, t: &Tensor, expected: &[us
 pub fn focal_loss(probs: &Tensor, mask: &Tensor, gamma: f64) -> Result<Tensor> {
     const LOSS: &str = "focal_loss";
     if !(gamma.is_finite() && gamma >= 0.0) {
-        return Err(LossError::Invalid {
-            loss: LOSS,
-            message: format!("gamma {gamma} must be finite and >= 0"),
-        });
+        return Err(LossError::Invalid { loss: LOSS, message: format!("gamma {gamma} must be finite and >= 0") });
     }
     let dtype = float_dtype(LOSS, "probs", probs)?;
     same_dtype(LOSS, "mask", mask, dtype)?;
@@ -235,22 +207,13 @@ mod tests {
         let dev = Device::Cpu;
         let p = Tensor::zeros((2, 3, 3), DType::F32, &dev).unwrap();
         let m = Tensor::zeros((2, 3, 4), DType::F32, &dev).unwrap();
-        assert!(matches!(
-            stage_loss(&p, &m),
-            Err(LossError::Shape { what: "mask", .. })
-        ));
+        assert!(matches!(stage_loss(&p, &m), Err(LossError::Shape { what: "mask", .. })));
         let m64 = Tensor::zeros((2, 3, 3), DType::F64, &dev).unwrap();
         assert!(matches!(dice_loss(&p, &m64), Err(LossError::Dtype { .. })));
         let probs = Tensor::zeros((2, 3, 3, 3), DType::F32, &dev).unwrap();
         let msg = focal_loss(&probs, &p, 2.0).unwrap_err().to_string();
-        assert!(
-            msg.contains("train/loss.rs") && msg.contains("focal_loss"),
-            "{msg}"
-        );
-        assert!(matches!(
-            focal_loss(&probs, &p, -1.0),
-            Err(LossError::Invalid { .. })
-        ));
+        assert!(msg.contains("train/loss.rs") && msg.contains("focal_loss"), "{msg}");
+        assert!(matches!(focal_loss(&probs, &p, -1.0), Err(LossError::Invalid { .. })));
         let s = Tensor::zeros(0, DType::F32, &dev).unwrap();
         assert!(matches!(bce_loss(&s, &s), Err(LossError::Shape { .. })));
     }

@@ -141,10 +141,8 @@ impl RunConfig {
     pub fn read(run: &Path) -> Result<Self, RunError> {
         let path = run.join(CONFIG);
         let text = std::fs::read_to_string(&path).map_err(io(&path))?;
-        let cfg: Self = serde_json::from_str(&text).map_err(|e| RunError::Invalid {
-            path: path.clone(),
-            message: format!("not a run configuration: {e}"),
-        })?;
+        let cfg: Self = serde_json::from_str(&text)
+            .map_err(|e| RunError::Invalid { path: path.clone(), message: format!("not a run configuration: {e}") })?;
         if cfg.format_version != FORMAT_VERSION {
             return Err(RunError::Invalid {
                 path,
@@ -161,7 +159,12 @@ impl RunConfig {
 }
 
 /// Saves tensors, optimizer state and config, each atomically, config last.
-pub fn save(run: &Path, cfg: &RunConfig, params: &BTreeMap<String, Tensor>, optimizer: &HashMap<String, Tensor>) -> Result<(), RunError> {
+pub fn save(
+    run: &Path,
+    cfg: &RunConfig,
+    params: &BTreeMap<String, Tensor>,
+    optimizer: &HashMap<String, Tensor>,
+) -> Result<(), RunError> {
     std::fs::create_dir_all(run).map_err(io(run))?;
     let meta = HashMap::from([("afr.progress".to_string(), cfg.stamp())]);
     write_tensors(&run.join(&cfg.checkpoint), params.iter(), &meta)?;
@@ -187,11 +190,17 @@ fn write_tensors<'a>(
 }
 
 /// Reads a tensor file of the run, checking it belongs to `cfg`'s progress.
-pub fn load_tensors(run: &Path, file: &str, cfg: &RunConfig, device: &Device) -> Result<HashMap<String, Tensor>, RunError> {
+pub fn load_tensors(
+    run: &Path,
+    file: &str,
+    cfg: &RunConfig,
+    device: &Device,
+) -> Result<HashMap<String, Tensor>, RunError> {
     let path = run.join(file);
     let invalid = |message: String| RunError::Invalid { path: path.clone(), message };
     let bytes = std::fs::read(&path).map_err(io(&path))?;
-    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| invalid(format!("not a valid safetensors file: {e}")))?;
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)
+        .map_err(|e| invalid(format!("not a valid safetensors file: {e}")))?;
     let stamp = meta.metadata().as_ref().and_then(|m| m.get("afr.progress").cloned());
     if stamp.as_deref() != Some(cfg.stamp().as_str()) {
         return Err(invalid(format!(

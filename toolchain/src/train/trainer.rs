@@ -93,7 +93,13 @@ pub enum Outcome {
 }
 
 /// Starts a run in `out` (which must not hold one already).
-pub fn start(opts: &TrainOptions, out: &Path, device: &Device, stop: &AtomicBool, obs: &mut dyn Observer) -> Result<Outcome, TrainError> {
+pub fn start(
+    opts: &TrainOptions,
+    out: &Path,
+    device: &Device,
+    stop: &AtomicBool,
+    obs: &mut dyn Observer,
+) -> Result<Outcome, TrainError> {
     if out.join(run::CONFIG).exists() {
         return Err(TrainError::Setup(format!(
             "{} already holds a run; use --resume to continue it or choose another --out",
@@ -154,10 +160,12 @@ pub fn resume(
         }
         cfg.train.epochs = epochs;
     }
-    let format: Format = cfg.train.format.parse().map_err(|e: afr_runtime::dataset::DatasetError| TrainError::Setup(e.to_string()))?;
+    let format: Format =
+        cfg.train.format.parse().map_err(|e: afr_runtime::dataset::DatasetError| TrainError::Setup(e.to_string()))?;
     let data = Dataset::open(&cfg.train.data, format, Split::Test, Some(&cfg.categories))?;
     let (model, params) = super::model::build(&cfg, &cfg.categories, device)?;
-    params.assign(&run::load_tensors(run_dir, &cfg.checkpoint, &cfg, device)?, &run_dir.join(&cfg.checkpoint))
+    params
+        .assign(&run::load_tensors(run_dir, &cfg.checkpoint, &cfg, device)?, &run_dir.join(&cfg.checkpoint))
         .map_err(|e| TrainError::Setup(e.to_string()))?;
     let mut adam = Adam::new(params.named_vars(), adam_config(&cfg))?;
     adam.import_state(&run::load_tensors(run_dir, &cfg.optimizer, &cfg, device)?)?;

@@ -46,7 +46,8 @@ pub struct Args {
 
 fn parse_size(s: &str) -> Result<(usize, usize), String> {
     let (w, h) = s.split_once('x').ok_or_else(|| format!("`{s}` is not WIDTHxHEIGHT"))?;
-    let p = |v: &str| v.trim().parse::<usize>().ok().filter(|&v| v > 0).ok_or_else(|| format!("`{s}` is not WIDTHxHEIGHT"));
+    let p =
+        |v: &str| v.trim().parse::<usize>().ok().filter(|&v| v > 0).ok_or_else(|| format!("`{s}` is not WIDTHxHEIGHT"));
     Ok((p(w)?, p(h)?))
 }
 
@@ -102,7 +103,8 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             m.detector.score(&frame, w, h, row, &mut map).context("warm-up frame")?;
         }
     }
-    let bar = if a.json { ProgressBar::hidden() } else { ProgressBar::new((a.rounds * loaded.len() * a.frames) as u64) };
+    let bar =
+        if a.json { ProgressBar::hidden() } else { ProgressBar::new((a.rounds * loaded.len() * a.frames) as u64) };
     bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} frames, eta {eta}").expect("valid template"));
     for _ in 0..a.rounds {
         for m in &mut loaded {

@@ -41,8 +41,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut detector = Detector::load_with(&args.model, DetectorOptions { smoothing: true, threads: args.threads })?;
     let data = Dataset::open(&args.data, args.format, Split::Test, args.categories.as_deref())?;
     let bar = ProgressBar::new(data.samples.len() as u64);
-    bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} {elapsed_precise} eta {eta}").unwrap_or_else(|_| ProgressStyle::default_bar()));
-    let results = evaluate(&mut detector, &data, |_, _| bar.inc(1)).with_context(|| format!("evaluating {}", args.model.display()))?;
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} {elapsed_precise} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let results = evaluate(&mut detector, &data, |_, _| bar.inc(1))
+        .with_context(|| format!("evaluating {}", args.model.display()))?;
     bar.finish_and_clear();
     let report = Report::new(args.model.display().to_string(), args.data.display().to_string(), results);
     print!("{}", report.to_markdown());

@@ -116,9 +116,7 @@ fn walk_pattern(dir: &Path, parts: &[String], out: &mut Vec<PathBuf>) {
 }
 
 fn list(dir: &Path) -> Vec<PathBuf> {
-    std::fs::read_dir(dir)
-        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
-        .unwrap_or_default()
+    std::fs::read_dir(dir).map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect()).unwrap_or_default()
 }
 
 /// `*` matches any run of characters, `?` any one character.

@@ -14,8 +14,8 @@ use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
-use afr_runtime::heatmap;
 use crate::inputs;
+use afr_runtime::heatmap;
 
 /// More images than this get a progress bar.
 const PROGRESS_ABOVE: usize = 3;
@@ -90,9 +90,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut detector = Detector::load_with(&args.model, options)?;
     let category = match detector.category_index(&args.category) {
         Some(i) => i,
-        None if args.fallback_object => detector.category_or_default(&args.category).with_context(|| {
-            format!("{}: the model has no `object` row to fall back on", args.model.display())
-        })?,
+        None if args.fallback_object => detector
+            .category_or_default(&args.category)
+            .with_context(|| format!("{}: the model has no `object` row to fall back on", args.model.display()))?,
         None => {
             let known: Vec<&str> = detector.info().categories.iter().map(|c| c.as_str()).collect();
             anyhow::bail!(
@@ -115,7 +115,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let bar = if images.len() > PROGRESS_ABOVE {
         let bar = ProgressBar::new(images.len() as u64);
-        bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} {elapsed_precise} eta {eta}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+        bar.set_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} {elapsed_precise} eta {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
         bar
     } else {
         ProgressBar::hidden()
@@ -142,7 +145,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     bar.finish_and_clear();
     let csv_path = args.out.join("scores.csv");
-    write_atomic(&csv_path, to_csv(&results).as_bytes()).with_context(|| format!("{}: cannot write", csv_path.display()))?;
+    write_atomic(&csv_path, to_csv(&results).as_bytes())
+        .with_context(|| format!("{}: cannot write", csv_path.display()))?;
     let all = Results {
         model: args.model.display().to_string(),
         category: &args.category,
@@ -204,7 +208,8 @@ fn unique_name(path: &Path, used: &mut HashSet<String>) -> String {
 fn to_csv(results: &[Scored]) -> String {
     let mut s = String::from("path,category,score,verdict\n");
     for r in results {
-        let _ = writeln!(s, "{},{},{},{}", csv_field(&r.path), csv_field(&r.category), r.score, r.verdict.unwrap_or(""));
+        let _ =
+            writeln!(s, "{},{},{},{}", csv_field(&r.path), csv_field(&r.category), r.score, r.verdict.unwrap_or(""));
     }
     s
 }

@@ -32,15 +32,23 @@ pub struct Args {
 pub fn run(a: Args) -> anyhow::Result<()> {
     let device = afr_toolchain::device::parse(&a.device).map_err(anyhow::Error::msg)?;
     let bar = progress::bar(0, "images");
-    let report = afr_toolchain::evaluate::evaluate(&a.run, &a.data, a.format, a.categories.as_deref(), &device, |done, total| {
-        bar.set_length(total as u64);
-        bar.set_position(done as u64);
-    })
+    let report = afr_toolchain::evaluate::evaluate(
+        &a.run,
+        &a.data,
+        a.format,
+        a.categories.as_deref(),
+        &device,
+        |done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        },
+    )
     .with_context(|| format!("evaluating {} on {}", a.run.display(), a.data.display()))?;
     bar.finish_and_clear();
     print!("{}", report.to_markdown());
     // Rows of categories the run trained on are not zero-shot: say which.
-    let cfg = afr_toolchain::train::run::RunConfig::read(&a.run).with_context(|| format!("reading {}", a.run.display()))?;
+    let cfg =
+        afr_toolchain::train::run::RunConfig::read(&a.run).with_context(|| format!("reading {}", a.run.display()))?;
     let seen: Vec<&str> = report.categories.keys().filter(|c| cfg.categories.contains(c)).map(String::as_str).collect();
     if !seen.is_empty() {
         println!("\nTrained on: {} (not zero-shot).", seen.join(", "));

@@ -44,7 +44,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             .with_context(|| format!("building an untrained {preset} model"))?;
         model.write(&a.out).with_context(|| format!("writing {}", a.out.display()))?;
         let nodes = model.proto.graph.as_ref().map_or(0, |g| g.node.len());
-        eprintln!("wrote {} (untrained {preset}, {nodes} nodes, {:.1} MB)", a.out.display(), model.to_bytes().len() as f64 / 1e6);
+        eprintln!(
+            "wrote {} (untrained {preset}, {nodes} nodes, {:.1} MB)",
+            a.out.display(),
+            model.to_bytes().len() as f64 / 1e6
+        );
         return Ok(());
     }
     let run = a.run.context("--run or --preset is required")?;

@@ -1,10 +1,10 @@
 //! `afr-toolchain inspect`: what a preset and a set of weight files amount to.
 
-use anyhow::Context;
 use afr_toolchain::clip::{check_config, Naming, TextTransformer, VisionTransformer};
 use afr_toolchain::preset::Preset;
 use afr_toolchain::resnet::ResNet;
 use afr_toolchain::weights::Weights;
+use anyhow::Context;
 use candle_core::Device;
 use serde_json::json;
 

@@ -124,7 +124,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     .context("installing the Ctrl-C handler")?;
     let mut obs = Bar { bar: progress::bar(0, "batches") };
     let outcome = if a.resume {
-        trainer::resume(&a.out, a.epochs, &device, &stop, &mut obs).with_context(|| format!("resuming {}", a.out.display()))?
+        trainer::resume(&a.out, a.epochs, &device, &stop, &mut obs)
+            .with_context(|| format!("resuming {}", a.out.display()))?
     } else {
         let opts = TrainOptions {
             preset: a.preset,
@@ -152,7 +153,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             betas: (a.betas[0], a.betas[1]),
             seed: a.seed,
         };
-        trainer::start(&opts, &a.out, &device, &stop, &mut obs).with_context(|| format!("training into {}", a.out.display()))?
+        trainer::start(&opts, &a.out, &device, &stop, &mut obs)
+            .with_context(|| format!("training into {}", a.out.display()))?
     };
     obs.bar.finish_and_clear();
     match outcome {
