@@ -7,6 +7,7 @@ pub mod device;
 pub mod evaluate;
 pub mod export;
 pub mod nn;
+pub mod onnx_graph;
 pub mod preset;
 pub mod resnet;
 pub mod synth;

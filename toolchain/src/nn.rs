@@ -9,7 +9,7 @@
 use afr_quantize::onnx::GraphBuilder;
 use candle_core::{DType, Device, Module, Result, Tensor, D};
 
-use crate::export::{self, initializer, transposed};
+use crate::onnx_graph::{self, initializer, transposed};
 
 /// Layer normalisation over the last dimension, differentiable.
 #[derive(Debug, Clone)]
@@ -37,7 +37,7 @@ impl Module for LayerNorm {
 
 impl LayerNorm {
     /// `forward` in ONNX: LayerNormalization over the last axis (opset 17).
-    pub fn to_onnx(&self, g: &mut GraphBuilder, x: &str) -> export::Result<String> {
+    pub fn to_onnx(&self, g: &mut GraphBuilder, x: &str) -> onnx_graph::Result<String> {
         let scale = initializer(g, "weight", &self.weight)?;
         let bias = initializer(g, "bias", &self.bias)?;
         let attrs = [("axis", (-1i64).into()), ("epsilon", (self.eps as f32).into())];
@@ -87,7 +87,7 @@ impl Module for Linear {
 
 impl Linear {
     /// `forward` in ONNX: MatMul by `W^T` (any rank), then Add the bias.
-    pub fn to_onnx(&self, g: &mut GraphBuilder, x: &str) -> export::Result<String> {
+    pub fn to_onnx(&self, g: &mut GraphBuilder, x: &str) -> onnx_graph::Result<String> {
         let w = transposed(g, "weight_t", &self.weight)?;
         let y = g.node("MatMul", &[x, &w], &[]);
         match &self.bias {
@@ -155,22 +155,22 @@ impl Activation {
     }
 
     /// `apply` in ONNX (opset 17 has no Gelu op: the erf form is spelled out).
-    pub fn to_onnx(self, g: &mut GraphBuilder, x: &str) -> export::Result<String> {
+    pub fn to_onnx(self, g: &mut GraphBuilder, x: &str) -> onnx_graph::Result<String> {
         match self {
             Self::QuickGelu => {
                 // x * sigmoid(1.702 x)
-                let scaled = export::mul_scalar(g, x, 1.702)?;
+                let scaled = onnx_graph::mul_scalar(g, x, 1.702)?;
                 let gate = g.node("Sigmoid", &[&scaled], &[]);
                 Ok(g.node("Mul", &[x, &gate], &[]))
             }
             Self::Gelu => {
                 // 0.5 x (1 + erf(x / sqrt 2))
-                let r = export::mul_scalar(g, x, std::f32::consts::FRAC_1_SQRT_2)?;
+                let r = onnx_graph::mul_scalar(g, x, std::f32::consts::FRAC_1_SQRT_2)?;
                 let e = g.node("Erf", &[&r], &[]);
                 let one = g.scalar_f32("one", 1.0)?;
                 let e1 = g.node("Add", &[&e, &one], &[]);
                 let xe = g.node("Mul", &[x, &e1], &[]);
-                export::mul_scalar(g, &xe, 0.5)
+                onnx_graph::mul_scalar(g, &xe, 0.5)
             }
         }
     }

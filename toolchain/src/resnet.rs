@@ -8,7 +8,7 @@ use afr_quantize::onnx::GraphBuilder;
 use candle_core::{Module, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::export::{self, initializer};
+use crate::onnx_graph::{self, initializer};
 use crate::weights::{Init, Result, Weights};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,7 +95,7 @@ impl Module for ConvBn {
 impl ConvBn {
     /// `forward` in ONNX, the BatchNorm folded into the convolution: the
     /// scale multiplies the kernel, the shift is the bias.
-    fn to_onnx(&self, g: &mut GraphBuilder, x: &str) -> export::Result<String> {
+    fn to_onnx(&self, g: &mut GraphBuilder, x: &str) -> onnx_graph::Result<String> {
         let c_out = self.weight.dim(0)?;
         let w = self.weight.broadcast_mul(&self.scale.reshape((c_out, 1, 1, 1))?)?;
         let w = initializer(g, "weight", &w)?;
@@ -154,7 +154,7 @@ impl Module for Block {
 
 impl Block {
     /// `forward` in ONNX.
-    fn to_onnx(&self, g: &mut GraphBuilder, x: &str) -> export::Result<String> {
+    fn to_onnx(&self, g: &mut GraphBuilder, x: &str) -> onnx_graph::Result<String> {
         let last = self.convs.len() - 1;
         let mut y = x.to_string();
         for (i, conv) in self.convs.iter().enumerate() {
@@ -231,7 +231,7 @@ impl ResNet {
     }
 
     /// `pooled` in ONNX: `[1, 3, H, W]` to `[1, C]`.
-    pub fn pooled_to_onnx(&self, g: &mut GraphBuilder, x: &str) -> export::Result<String> {
+    pub fn pooled_to_onnx(&self, g: &mut GraphBuilder, x: &str) -> onnx_graph::Result<String> {
         let x = g.scoped("stem", |g| self.stem.to_onnx(g, x))?;
         let x = g.node("Relu", &[&x], &[]);
         let attrs = [

@@ -11,7 +11,7 @@ use afr_quantize::onnx::GraphBuilder;
 use candle_core::{Module, Tensor, D};
 
 use super::params::ParamStore;
-use crate::export::{self, initializer};
+use crate::onnx_graph::{self, initializer};
 use crate::nn::{sigmoid, Linear};
 
 /// The per-image text inputs of CMFR in an ONNX graph: the category's
@@ -66,7 +66,7 @@ impl Cmfr {
         g: &mut GraphBuilder,
         stateless: &Tensor,
         category: &str,
-    ) -> export::Result<CmfrOnnxText> {
+    ) -> onnx_graph::Result<CmfrOnnxText> {
         let table = initializer(g, "stateless_table", stateless)?;
         let terms = initializer(g, "text_term_table", &self.text_term(stateless)?)?;
         let gather = |g: &mut GraphBuilder, t: &str| g.node("Gather", &[t, category], &[("axis", 0i64.into())]);
@@ -74,7 +74,7 @@ impl Cmfr {
     }
 
     /// `forward` in ONNX: `f_v` `[1, T, E]` -> `[1, T, E]`.
-    pub fn to_onnx(&self, g: &mut GraphBuilder, f_v: &str, text: &CmfrOnnxText) -> export::Result<String> {
+    pub fn to_onnx(&self, g: &mut GraphBuilder, f_v: &str, text: &CmfrOnnxText) -> onnx_graph::Result<String> {
         let e = self.conv1.out_dim();
         let w_v = Linear::new(self.conv1.weight.narrow(1, 0, e)?, None);
         let h = g.scoped("conv1", |g| w_v.to_onnx(g, f_v))?;

@@ -15,7 +15,7 @@ use super::scoring::{abnormal_probability, abnormal_probability_to_onnx};
 use super::sp::{SelfPrompting, SpMode};
 use super::AfrConfig;
 use crate::clip::{Prompts, VisionTransformer};
-use crate::export::{self, initializer, reshape, slice};
+use crate::onnx_graph::{self, initializer, reshape, slice};
 use crate::nn::Linear;
 use crate::preset::Preset;
 use crate::resnet::ResNet;
@@ -138,7 +138,7 @@ impl AfrClip {
     }
 
     /// `prompts` in ONNX for the `[1, 3, S, S]` input `pixels`.
-    pub fn prompts_to_onnx(&self, g: &mut GraphBuilder, pixels: &str) -> export::Result<Option<String>> {
+    pub fn prompts_to_onnx(&self, g: &mut GraphBuilder, pixels: &str) -> onnx_graph::Result<Option<String>> {
         let f_cnn = match self.sp.mode() {
             SpMode::Off => return Ok(None),
             SpMode::LearnedOnly => None,
@@ -185,7 +185,7 @@ impl AfrClip {
     /// `forward` in ONNX for a batch of one: `pixels` `[1, 3, S, S]` and
     /// `category` i64 `[1]` (a row of the stateless table) to the names of
     /// `image_score` `[1]` and `anomaly_map` `[1, h, w]`.
-    pub fn to_onnx(&self, g: &mut GraphBuilder, pixels: &str, category: &str) -> export::Result<(String, String)> {
+    pub fn to_onnx(&self, g: &mut GraphBuilder, pixels: &str, category: &str) -> onnx_graph::Result<(String, String)> {
         let grid = self.preset.grid();
         let n = grid * grid;
         let prompts = self.prompts_to_onnx(g, pixels)?;
@@ -201,7 +201,7 @@ impl AfrClip {
         let mut scores = Vec::with_capacity(4);
         let mut maps = Vec::with_capacity(4);
         for (s, (adapter, state)) in self.adapters.iter().zip(&states).enumerate() {
-            let (score, map) = g.scoped(&format!("stage{}", s + 1), |g| -> export::Result<(String, String)> {
+            let (score, map) = g.scoped(&format!("stage{}", s + 1), |g| -> onnx_graph::Result<(String, String)> {
                 let tokens = self.vision.project_to_onnx(g, state)?;
                 let tokens = g.scoped("adapter", |g| adapter.to_onnx(g, &tokens))?;
                 let cls = slice(g, &tokens, 1, 0, 1)?;
@@ -222,14 +222,14 @@ impl AfrClip {
             scores.push(score);
             maps.push(map);
         }
-        g.scoped("mean", |g| -> export::Result<(String, String)> {
+        g.scoped("mean", |g| -> onnx_graph::Result<(String, String)> {
             Ok((mean_to_onnx(g, &scores)?, mean_to_onnx(g, &maps)?))
         })
     }
 }
 
 /// The mean of same-shaped tensors, as `mean` (sum, then divided by the count).
-fn mean_to_onnx(g: &mut GraphBuilder, xs: &[String]) -> export::Result<String> {
+fn mean_to_onnx(g: &mut GraphBuilder, xs: &[String]) -> onnx_graph::Result<String> {
     let inputs: Vec<&str> = xs.iter().map(String::as_str).collect();
     let sum = g.node("Sum", &inputs, &[]);
     let count = g.scalar_f32("count", xs.len() as f32)?;

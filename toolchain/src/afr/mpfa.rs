@@ -6,7 +6,7 @@
 use afr_quantize::onnx::GraphBuilder;
 use candle_core::{Device, Tensor};
 
-use crate::export::{self, reshape, transpose};
+use crate::onnx_graph::{self, reshape, transpose};
 
 #[derive(Debug, Clone)]
 pub struct Mpfa {
@@ -50,7 +50,7 @@ impl Mpfa {
     }
 
     /// `forward` in ONNX: AveragePool with `count_include_pad = 0` on the grid.
-    pub fn to_onnx(&self, g: &mut GraphBuilder, patches: &str, h: usize, w: usize) -> export::Result<String> {
+    pub fn to_onnx(&self, g: &mut GraphBuilder, patches: &str, h: usize, w: usize) -> onnx_graph::Result<String> {
         if self.m == 1 {
             return Ok(patches.to_string());
         }

@@ -10,7 +10,7 @@
 use afr_quantize::onnx::GraphBuilder;
 use candle_core::{Tensor, D};
 
-use crate::export::{self, initializer, reshape};
+use crate::onnx_graph::{self, initializer, reshape};
 use crate::nn::sigmoid;
 
 /// CLIP's initial temperature (its logit scale starts at 1 / 0.07; trained
@@ -44,7 +44,7 @@ pub fn abnormal_probability_to_onnx(
     normal: &Tensor,
     abnormal: &Tensor,
     tau: f64,
-) -> export::Result<String> {
+) -> onnx_graph::Result<String> {
     let sq = g.node("Mul", &[features, features], &[]);
     let axes = g.ints("axes", &[-1])?;
     let sum = g.node("ReduceSum", &[&sq, &axes], &[("keepdims", 1i64.into())]);

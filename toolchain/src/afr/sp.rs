@@ -8,7 +8,7 @@ use candle_core::{Module, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::params::{ParamInit, ParamStore};
-use crate::export::{self, initializer, reshape};
+use crate::onnx_graph::{self, initializer, reshape};
 use crate::nn::Linear;
 
 /// Which prompts SP uses: the ablation of the paper's Table 5 (and Table 3's "no SP").
@@ -87,11 +87,11 @@ impl SelfPrompting {
     /// `forward` in ONNX for a batch of one: `f_cnn` `[1, C]` (absent when
     /// only the learned prompts are used) to the prompt tokens `[1, K, D_v]`.
     /// The K linears run as one MatMul by their stacked weights.
-    pub fn to_onnx(&self, g: &mut GraphBuilder, f_cnn: Option<&str>) -> export::Result<Option<String>> {
+    pub fn to_onnx(&self, g: &mut GraphBuilder, f_cnn: Option<&str>) -> onnx_graph::Result<Option<String>> {
         let p_v = match (self.visual.is_empty(), f_cnn) {
             (true, _) => None,
             (false, None) => {
-                return Err(export::ExportError::Graph("SP's visual prompts need the ResNet feature".into()))
+                return Err(onnx_graph::GraphError::Invalid("SP's visual prompts need the ResNet feature".into()))
             }
             (false, Some(f)) => {
                 let weights = self.visual.iter().map(|l| l.weight.clone()).collect::<Vec<_>>();

@@ -5,7 +5,7 @@ use afr_quantize::onnx::GraphBuilder;
 use candle_core::{Module, Tensor};
 
 use super::Naming;
-use crate::export::{self, reshape, transpose};
+use crate::onnx_graph::{self, reshape, transpose};
 use crate::nn::{softmax_last_dim, Activation, LayerNorm, Linear};
 use crate::weights::{Init, Result, Weights};
 
@@ -62,20 +62,20 @@ impl Attention {
 
     /// `forward` (without mask) in ONNX: the fused qkv MatMul, heads split by
     /// Reshape/Transpose, q scaled before `q k^T`, Softmax, merged back.
-    pub fn to_onnx(&self, g: &mut GraphBuilder, x: &str) -> export::Result<String> {
+    pub fn to_onnx(&self, g: &mut GraphBuilder, x: &str) -> onnx_graph::Result<String> {
         let d = self.out.out_dim();
         let (h, hd) = (self.heads as i64, (d / self.heads) as i64);
         let qkv = g.scoped("qkv", |g| self.qkv.to_onnx(g, x))?;
         let qkv = reshape(g, &qkv, &[0, 0, 3, h, hd])?;
         let qkv = transpose(g, &qkv, &[2, 0, 3, 1, 4]); // [3, B, H, T, hd]
-        let part = |g: &mut GraphBuilder, i: i64| -> export::Result<String> {
+        let part = |g: &mut GraphBuilder, i: i64| -> onnx_graph::Result<String> {
             let idx = g.initializer_i64("index", &[], &[i])?;
             Ok(g.node("Gather", &[&qkv, &idx], &[("axis", 0i64.into())]))
         };
         let q = part(g, 0)?;
         let k = part(g, 1)?;
         let v = part(g, 2)?;
-        let q = export::mul_scalar(g, &q, (hd as f64).powf(-0.5) as f32)?;
+        let q = onnx_graph::mul_scalar(g, &q, (hd as f64).powf(-0.5) as f32)?;
         let k_t = transpose(g, &k, &[0, 1, 3, 2]);
         let scores = g.node("MatMul", &[&q, &k_t], &[]);
         let att = g.node("Softmax", &[&scores], &[("axis", (-1i64).into())]);
@@ -119,7 +119,7 @@ impl ResidualBlock {
     }
 
     /// `forward` (without mask) in ONNX.
-    pub fn to_onnx(&self, g: &mut GraphBuilder, x: &str) -> export::Result<String> {
+    pub fn to_onnx(&self, g: &mut GraphBuilder, x: &str) -> onnx_graph::Result<String> {
         let h = g.scoped("ln_1", |g| self.ln_1.to_onnx(g, x))?;
         let h = g.scoped("attn", |g| self.attn.to_onnx(g, &h))?;
         let x = g.node("Add", &[x, &h], &[]);

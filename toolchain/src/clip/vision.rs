@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::transformer::{load_blocks, load_layer_norm, BlockConfig, ResidualBlock};
 use super::{ClipConfig, Naming};
-use crate::export::{self, initializer, reshape, slice, transpose};
+use crate::onnx_graph::{self, initializer, reshape, slice, transpose};
 use crate::nn::{LayerNorm, Linear};
 use crate::weights::{Init, Result, Weights};
 
@@ -130,7 +130,7 @@ impl VisionTransformer {
 
     /// `embed` in ONNX for a batch of one `[1, 3, S, S]` image of an `h x w`
     /// patch grid: the interpolated positional table is an initializer.
-    pub fn embed_to_onnx(&self, g: &mut GraphBuilder, pixels: &str, h: usize, w: usize) -> export::Result<String> {
+    pub fn embed_to_onnx(&self, g: &mut GraphBuilder, pixels: &str, h: usize, w: usize) -> onnx_graph::Result<String> {
         let p = self.cfg.patch_size as i64;
         let d = self.cfg.width;
         let kernel = initializer(g, "patch_weight", &self.patch_embedding)?;
@@ -198,13 +198,13 @@ impl VisionTransformer {
         grid: (usize, usize),
         prompts: Option<(&str, RangeInclusive<usize>)>,
         taps: &[usize],
-    ) -> export::Result<Vec<String>> {
+    ) -> onnx_graph::Result<Vec<String>> {
         let mut x = g.scoped("embed", |g| self.embed_to_onnx(g, pixels, grid.0, grid.1))?;
         let n_real = 1 + grid.0 * grid.1;
         // Whether `x` holds prompt tokens behind the real ones.
         let mut prompted = false;
         let mut states = vec![None; self.blocks.len() + 1];
-        let real = |g: &mut GraphBuilder, x: &str, prompted: bool| -> export::Result<String> {
+        let real = |g: &mut GraphBuilder, x: &str, prompted: bool| -> onnx_graph::Result<String> {
             if prompted {
                 slice(g, x, 1, 0, n_real)
             } else {
@@ -216,7 +216,7 @@ impl VisionTransformer {
         }
         for (i, block) in self.blocks.iter().enumerate() {
             let layer = i + 1;
-            x = g.scoped(&format!("block{layer}"), |g| -> export::Result<String> {
+            x = g.scoped(&format!("block{layer}"), |g| -> onnx_graph::Result<String> {
                 let mut x = x.clone();
                 if let Some((tokens, _)) = prompts.as_ref().filter(|(_, l)| l.contains(&layer)) {
                     let r = real(g, &x, prompted)?;
@@ -237,7 +237,7 @@ impl VisionTransformer {
         taps.iter()
             .map(|&t| {
                 states.get(t).cloned().flatten().ok_or_else(|| {
-                    export::ExportError::Graph(format!(
+                    onnx_graph::GraphError::Invalid(format!(
                         "tap after layer {t}, but the ViT has {} layers",
                         self.blocks.len()
                     ))
@@ -252,7 +252,7 @@ impl VisionTransformer {
     }
 
     /// `project` in ONNX.
-    pub fn project_to_onnx(&self, g: &mut GraphBuilder, tokens: &str) -> export::Result<String> {
+    pub fn project_to_onnx(&self, g: &mut GraphBuilder, tokens: &str) -> onnx_graph::Result<String> {
         let x = g.scoped("ln_post", |g| self.ln_post.to_onnx(g, tokens))?;
         g.scoped("proj", |g| self.proj.to_onnx(g, &x))
     }

@@ -1,15 +1,13 @@
 //! `afr-toolchain export` (DESIGN.md section 3): the vision branch of a
 //! trained run as one fp32 ONNX graph, the text side folded into tables.
 //! Each model component writes its ONNX next to its Candle `forward`
-//! (`to_onnx`), so the two are read and changed together; this module
-//! assembles the graph, its contract and metadata, and the reference
-//! outputs that the parity checks replay.
+//! (`to_onnx`, with the pieces in `onnx_graph`), so the two are read and
+//! changed together; this module assembles the graph, its contract and
+//! metadata, and the reference outputs that the parity checks replay.
 
 mod reference;
-mod tensor;
 
 pub use reference::{write_reference, REFERENCE_SAMPLES};
-pub use tensor::{initializer, mul_scalar, reshape, slice, transpose, transposed};
 
 use std::path::{Path, PathBuf};
 
@@ -19,6 +17,7 @@ use afr_runtime::preprocess::{CLIP_MEAN, CLIP_STD};
 use candle_core::Device;
 
 use crate::afr::AfrClip;
+use crate::onnx_graph::GraphError;
 use crate::train::model::BuildError;
 use crate::train::run::{self, RunConfig, RunError};
 use crate::weights::WeightError;
@@ -38,8 +37,8 @@ pub enum ExportError {
     Onnx(#[from] OnnxError),
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
-    #[error("building the ONNX graph: {0}")]
-    Graph(String),
+    #[error(transparent)]
+    Graph(#[from] GraphError),
     #[error("categories: {0}")]
     Categories(String),
     #[error("{path}: {message}")]
@@ -99,7 +98,7 @@ pub fn export(
 pub fn untrained(preset: &str, clip: &str, resnet: &str, categories: &[String], device: &Device) -> Result<Model> {
     use crate::train::run::{TrainSettings, WeightRef};
     check_categories(categories)?;
-    let preset = crate::preset::Preset::resolve(preset).map_err(|e| ExportError::Graph(e.to_string()))?;
+    let preset = crate::preset::Preset::resolve(preset).map_err(|e| GraphError::Invalid(e.to_string()))?;
     let train = TrainSettings {
         data: PathBuf::new(),
         format: String::new(),

@@ -1,9 +1,23 @@
-//! Candle tensors as ONNX initializers (copied to the host as f32).
+//! The ONNX graph pieces every component's `to_onnx` writes with: Candle
+//! tensors as initializers (copied to the host as f32) and the few reshaping
+//! nodes. It sits below the model modules; `export` assembles the whole
+//! graph from them.
 
-use afr_quantize::onnx::GraphBuilder;
+use afr_quantize::onnx::{GraphBuilder, OnnxError};
 use candle_core::{DType, Tensor};
 
-use super::Result;
+/// Why a component could not write its part of the graph.
+#[derive(Debug, thiserror::Error)]
+pub enum GraphError {
+    #[error(transparent)]
+    Onnx(#[from] OnnxError),
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+    #[error("building the ONNX graph: {0}")]
+    Invalid(String),
+}
+
+pub type Result<T, E = GraphError> = std::result::Result<T, E>;
 
 /// `t` as an f32 initializer of the same shape, named after `prefix`.
 pub fn initializer(g: &mut GraphBuilder, prefix: &str, t: &Tensor) -> Result<String> {
