@@ -11,8 +11,8 @@ use afr_quantize::onnx::GraphBuilder;
 use candle_core::{Module, Tensor, D};
 
 use super::params::ParamStore;
-use crate::onnx_graph::{self, initializer};
 use crate::nn::{sigmoid, Linear};
+use crate::onnx_graph::{self, initializer};
 
 /// The per-image text inputs of CMFR in an ONNX graph: the category's
 /// stateless embedding and its folded text term, both `[1, E]`.

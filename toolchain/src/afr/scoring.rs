@@ -10,8 +10,8 @@
 use afr_quantize::onnx::GraphBuilder;
 use candle_core::{Tensor, D};
 
-use crate::onnx_graph::{self, initializer, reshape};
 use crate::nn::sigmoid;
+use crate::onnx_graph::{self, initializer, reshape};
 
 /// CLIP's initial temperature (its logit scale starts at 1 / 0.07; trained
 /// checkpoints end near 1 / 0.01). DESIGN.md fixes 0.07; `--tau` changes it.

@@ -8,8 +8,8 @@ use candle_core::{Module, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::params::{ParamInit, ParamStore};
-use crate::onnx_graph::{self, initializer, reshape};
 use crate::nn::Linear;
+use crate::onnx_graph::{self, initializer, reshape};
 
 /// Which prompts SP uses: the ablation of the paper's Table 5 (and Table 3's "no SP").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

@@ -5,8 +5,8 @@ use afr_quantize::onnx::GraphBuilder;
 use candle_core::{Module, Tensor};
 
 use super::Naming;
-use crate::onnx_graph::{self, reshape, transpose};
 use crate::nn::{softmax_last_dim, Activation, LayerNorm, Linear};
+use crate::onnx_graph::{self, reshape, transpose};
 use crate::weights::{Init, Result, Weights};
 
 /// Multi-head self-attention with a fused `[3D, D]` q/k/v projection.

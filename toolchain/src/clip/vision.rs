@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use super::transformer::{load_blocks, load_layer_norm, BlockConfig, ResidualBlock};
 use super::{ClipConfig, Naming};
-use crate::onnx_graph::{self, initializer, reshape, slice, transpose};
 use crate::nn::{LayerNorm, Linear};
+use crate::onnx_graph::{self, initializer, reshape, slice, transpose};
 use crate::weights::{Init, Result, Weights};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
