@@ -65,10 +65,10 @@ impl Preset {
 
     fn validate(&self) -> Result<(), String> {
         let v = &self.clip.vision;
-        if self.input_size == 0 || self.input_size % v.patch_size != 0 {
+        if self.input_size == 0 || !self.input_size.is_multiple_of(v.patch_size) {
             return Err(format!("input_size {} is not a multiple of the patch size {}", self.input_size, v.patch_size));
         }
-        if v.layers < 8 || v.layers % 4 != 0 {
+        if v.layers < 8 || !v.layers.is_multiple_of(4) {
             return Err(format!(
                 "the ViT has {} layers; AFR-CLIP needs a multiple of 4, at least 8 \
                  (four stages, SP acting on layers 2..L/4)",
