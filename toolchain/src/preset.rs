@@ -95,9 +95,11 @@ impl Preset {
         [l / 4, l / 2, 3 * l / 4, l]
     }
 
-    /// The layers SP's prompts enter: 2..=L/4 (stage 1 after its first layer).
-    pub fn sp_layers(&self) -> RangeInclusive<usize> {
-        2..=self.clip.vision.layers / 4
+    /// The layers SP's prompts enter when carried through the first `stages`
+    /// stages: 2..=stages*L/4 (the paper's method is one stage: all of
+    /// stage 1 after its first layer).
+    pub fn sp_layers(&self, stages: usize) -> RangeInclusive<usize> {
+        2..=stages * self.clip.vision.layers / 4
     }
 }
 
@@ -108,13 +110,14 @@ mod tests {
     #[test]
     fn builtins_parse_and_match_the_design() {
         let l = Preset::resolve("vit-l14-336").unwrap();
-        assert_eq!((l.grid(), l.taps(), l.sp_layers()), (37, [6, 12, 18, 24], 2..=6));
+        assert_eq!((l.grid(), l.taps(), l.sp_layers(1)), (37, [6, 12, 18, 24], 2..=6));
+        assert_eq!((l.sp_layers(2), l.sp_layers(4)), (2..=12, 2..=24));
         assert_eq!(l.resnet.out_dim(), 2048);
         let b = Preset::resolve("vit-b16").unwrap();
-        assert_eq!((b.grid(), b.taps(), b.sp_layers()), (14, [3, 6, 9, 12], 2..=3));
+        assert_eq!((b.grid(), b.taps(), b.sp_layers(1)), (14, [3, 6, 9, 12], 2..=3));
         assert_eq!(b.resnet.out_dim(), 512);
         let t = Preset::resolve("tiny").unwrap();
-        assert_eq!((t.grid(), t.taps(), t.sp_layers()), (8, [2, 4, 6, 8], 2..=2));
+        assert_eq!((t.grid(), t.taps(), t.sp_layers(1)), (8, [2, 4, 6, 8], 2..=2));
     }
 
     #[test]

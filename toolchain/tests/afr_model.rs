@@ -57,22 +57,67 @@ fn forward_gives_probabilities_of_the_right_shape() {
     assert_eq!(params.num_params(), sp + adapters + cmfr);
 }
 
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    values(&(a - b).unwrap()).iter().fold(0f32, |m, v| m.max(v.abs()))
+}
+
+/// Every switch of the paper's ablations (Tables 3-6), and Table 3's rows as
+/// combinations of them, against the full model with the same parameters: the
+/// map always changes; the image score (the class token) changes unless only
+/// MPFA changed, which pools the patches alone.
 #[test]
 fn every_ablation_switch_changes_the_output() {
     let (px, cats) = input();
     let base = build(&AfrConfig::default()).0.forward(&px, &cats).unwrap();
+    let no_cmfr = AfrConfig { cmfr: false, ..Default::default() };
     let variants = [
-        ("no SP", AfrConfig { sp: SpMode::Off, ..Default::default() }),
-        ("P_v only", AfrConfig { sp: SpMode::VisualOnly, ..Default::default() }),
-        ("P_l only", AfrConfig { sp: SpMode::LearnedOnly, ..Default::default() }),
-        ("no MPFA", AfrConfig { mpfa_window: 1, ..Default::default() }),
-        ("MPFA 5x5", AfrConfig { mpfa_window: 5, ..Default::default() }),
-        ("no CMFR", AfrConfig { cmfr: false, ..Default::default() }),
+        ("Table 3 row 1: no CMFR, SP or MPFA", AfrConfig { sp: SpMode::Off, mpfa_window: 1, ..no_cmfr.clone() }, true),
+        ("Table 3 row 2: SP and MPFA without CMFR", no_cmfr.clone(), true),
+        ("Table 3 row 3: CMFR alone", AfrConfig { sp: SpMode::Off, mpfa_window: 1, ..Default::default() }, true),
+        ("Table 3 row 4: CMFR and SP (no MPFA)", AfrConfig { mpfa_window: 1, ..Default::default() }, false),
+        ("Table 3 row 5: CMFR and MPFA (no SP)", AfrConfig { sp: SpMode::Off, ..Default::default() }, true),
+        ("Table 4: SP in stages 1-2", AfrConfig { sp_stages: 2, ..Default::default() }, true),
+        ("Table 4: SP in stages 1-3", AfrConfig { sp_stages: 3, ..Default::default() }, true),
+        ("Table 4: SP in stages 1-4", AfrConfig { sp_stages: 4, ..Default::default() }, true),
+        ("Table 5: P_v only", AfrConfig { sp: SpMode::VisualOnly, ..Default::default() }, true),
+        ("Table 5: P_l only", AfrConfig { sp: SpMode::LearnedOnly, ..Default::default() }, true),
+        ("Table 6: MPFA 1x1", AfrConfig { mpfa_window: 1, ..Default::default() }, false),
+        ("Table 6: MPFA 5x5", AfrConfig { mpfa_window: 5, ..Default::default() }, false),
     ];
-    for (name, cfg) in variants {
+    for (name, cfg, moves_score) in variants {
         let out = build(&cfg).0.forward(&px, &cats).unwrap();
-        let d = values(&(out.anomaly_map - &base.anomaly_map).unwrap()).iter().fold(0f32, |m, v| m.max(v.abs()));
-        assert!(d > 1e-6, "{name}: the map did not change (max diff {d})");
+        let d = max_abs_diff(&out.anomaly_map, &base.anomaly_map);
+        let ds = max_abs_diff(&out.image_score, &base.image_score);
+        println!("{name}: max change of the map {d:.2e}, of the image score {ds:.2e}");
+        assert!(d > 1e-6, "{name}: the map did not change ({d})");
+        if moves_score {
+            assert!(ds > 1e-6, "{name}: the image score did not change ({ds})");
+        } else {
+            assert_eq!(ds, 0.0, "{name}: MPFA changed the class token's score");
+        }
+    }
+}
+
+/// Table 4's switch acts where it should: carrying SP one stage further
+/// (N -> N + 1) leaves stages 1..=N exactly as they were (their taps come
+/// before the prompts would have been dropped) and changes stage N + 1.
+#[test]
+fn sp_stages_change_only_the_stages_they_add() {
+    let (px, cats) = input();
+    let outs: Vec<_> = (1..=4)
+        .map(|n| build(&AfrConfig { sp_stages: n, ..Default::default() }).0.forward(&px, &cats).unwrap())
+        .collect();
+    for n in 1..4 {
+        let (a, b) = (&outs[n - 1], &outs[n]);
+        for s in 0..4 {
+            let d = max_abs_diff(&a.stage_maps[s], &b.stage_maps[s]);
+            println!("SP stages 1-{n} vs 1-{}: stage {} map differs by {d:.2e}", n + 1, s + 1);
+            if s < n {
+                assert!(d <= 1e-6, "stage {} changed ({d}) though SP reached it in both", s + 1);
+            } else if s == n {
+                assert!(d > 1e-4, "stage {} did not change ({d}) when SP was carried into it", s + 1);
+            }
+        }
     }
 }
 

@@ -117,6 +117,16 @@ fn cmfr_off() {
 }
 
 #[test]
+fn sp_in_stages_1_to_2() {
+    parity("SP stages 1-2", AfrConfig { sp_stages: 2, ..AfrConfig::default() });
+}
+
+#[test]
+fn sp_in_stages_1_to_4() {
+    parity("SP stages 1-4", AfrConfig { sp_stages: 4, ..AfrConfig::default() });
+}
+
+#[test]
 fn bad_categories_are_errors() {
     let dir = tempfile::tempdir().unwrap();
     let (_, run) = tiny_run(dir.path(), 1, AfrConfig::default());

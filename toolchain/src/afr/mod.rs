@@ -35,6 +35,10 @@ pub struct AfrConfig {
     /// K, the number of SP prompt tokens.
     pub prompt_tokens: usize,
     pub sp: SpMode,
+    /// How many of the four stages SP's prompts are carried through: they
+    /// enter layers 2..=N*L/4. 1 is the paper's method; 2-4 are the rows of
+    /// its Table 4. Runs saved before this switch existed read as 1.
+    pub sp_stages: usize,
     /// MPFA window m (odd); 1 turns MPFA off.
     pub mpfa_window: usize,
     /// Without CMFR the visual tokens are scored against the prototypes
@@ -46,6 +50,50 @@ pub struct AfrConfig {
 
 impl Default for AfrConfig {
     fn default() -> Self {
-        Self { prompt_tokens: 5, sp: SpMode::Both, mpfa_window: 3, cmfr: true, tau: scoring::CLIP_TAU }
+        Self { prompt_tokens: 5, sp: SpMode::Both, sp_stages: 1, mpfa_window: 3, cmfr: true, tau: scoring::CLIP_TAU }
+    }
+}
+
+impl AfrConfig {
+    /// Every switch within its range, or what is wrong, in the flags' terms.
+    pub fn check(&self) -> Result<(), String> {
+        if self.prompt_tokens == 0 {
+            return Err("--prompt-tokens must be at least 1".into());
+        }
+        if !(1..=4).contains(&self.sp_stages) {
+            return Err(format!(
+                "--sp-stages must be 1, 2, 3 or 4 (stages SP is carried through), got {}",
+                self.sp_stages
+            ));
+        }
+        if self.mpfa_window.is_multiple_of(2) {
+            return Err(format!("--mpfa-window must be odd (1 turns MPFA off), got {}", self.mpfa_window));
+        }
+        if !(self.tau.is_finite() && self.tau > 0.0) {
+            return Err(format!("--tau must be a positive number, got {}", self.tau));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_names_the_switch_out_of_range() {
+        assert_eq!(AfrConfig::default().check(), Ok(()));
+        for (cfg, flag) in [
+            (AfrConfig { sp_stages: 0, ..Default::default() }, "--sp-stages"),
+            (AfrConfig { sp_stages: 5, ..Default::default() }, "--sp-stages"),
+            (AfrConfig { mpfa_window: 4, ..Default::default() }, "--mpfa-window"),
+            (AfrConfig { prompt_tokens: 0, ..Default::default() }, "--prompt-tokens"),
+            (AfrConfig { tau: 0.0, ..Default::default() }, "--tau"),
+        ] {
+            assert!(cfg.check().unwrap_err().contains(flag), "{cfg:?}");
+        }
+        for n in 1..=4 {
+            assert_eq!(AfrConfig { sp_stages: n, ..Default::default() }.check(), Ok(()));
+        }
     }
 }

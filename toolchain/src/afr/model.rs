@@ -121,6 +121,11 @@ impl AfrClip {
         Ok((lin(&t.normal)?, lin(&t.abnormal)?, self.text_adapter.forward(&t.stateless)?))
     }
 
+    /// The ViT layers SP's prompts enter (Eq. 18; Table 4 with `sp_stages` > 1).
+    pub fn sp_layers(&self) -> std::ops::RangeInclusive<usize> {
+        self.preset.sp_layers(self.cfg.sp_stages)
+    }
+
     /// SP's prompt tokens `[B, K, D_v]`, or `None` when SP is off.
     pub fn prompts(&self, pixels: &Tensor) -> candle_core::Result<Option<Tensor>> {
         if self.sp.mode() == SpMode::Off {
@@ -160,7 +165,7 @@ impl AfrClip {
         let b = pixels.dim(0)?;
         let g = self.preset.grid();
         let prompts = self.prompts(pixels)?;
-        let injection = prompts.as_ref().map(|tokens| Prompts { tokens, layers: self.preset.sp_layers() });
+        let injection = prompts.as_ref().map(|tokens| Prompts { tokens, layers: self.sp_layers() });
         let states = self.vision.hidden_states(pixels, injection.as_ref())?;
         let (f_n, f_a, stateless) = self.text_features()?;
         let f_s = stateless.index_select(categories, 0)?;
@@ -189,7 +194,7 @@ impl AfrClip {
         let grid = self.preset.grid();
         let n = grid * grid;
         let prompts = self.prompts_to_onnx(g, pixels)?;
-        let injection = prompts.as_deref().map(|p| (p, self.preset.sp_layers()));
+        let injection = prompts.as_deref().map(|p| (p, self.sp_layers()));
         let states = g.scoped("vision", |g| {
             self.vision.hidden_states_to_onnx(g, pixels, (grid, grid), injection, &self.preset.taps())
         })?;

@@ -149,6 +149,7 @@ impl RunConfig {
                 message: format!("format version {} (this build reads {FORMAT_VERSION})", cfg.format_version),
             });
         }
+        cfg.afr.check().map_err(|message| RunError::Invalid { path, message: format!("afr: {message}") })?;
         Ok(cfg)
     }
 
@@ -210,4 +211,44 @@ pub fn load_tensors(
         )));
     }
     candle_core::safetensors::load_buffer(&bytes, device).map_err(|e| invalid(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> RunConfig {
+        let train = TrainSettings {
+            data: PathBuf::from("data"),
+            format: "mvtec".into(),
+            epochs: 1,
+            batch_size: 1,
+            lr: 1e-3,
+            betas: (0.9, 0.999),
+            seed: 0,
+        };
+        RunConfig::new(
+            Preset::resolve("tiny").unwrap(),
+            AfrConfig::default(),
+            WeightRef::new("random:0").unwrap(),
+            WeightRef::new("random:1").unwrap(),
+            PromptSet::builtin(),
+            vec!["a".into()],
+            train,
+        )
+    }
+
+    #[test]
+    fn a_run_saved_before_sp_stages_reads_as_one_stage_and_a_bad_switch_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut json: serde_json::Value = serde_json::to_value(config()).unwrap();
+        json["afr"].as_object_mut().unwrap().remove("sp_stages");
+        std::fs::write(dir.path().join(CONFIG), json.to_string()).unwrap();
+        assert_eq!(RunConfig::read(dir.path()).unwrap().afr.sp_stages, 1);
+
+        json["afr"]["sp_stages"] = 5.into();
+        std::fs::write(dir.path().join(CONFIG), json.to_string()).unwrap();
+        let err = RunConfig::read(dir.path()).unwrap_err().to_string();
+        assert!(err.contains(CONFIG) && err.contains("--sp-stages must be 1, 2, 3 or 4"), "{err}");
+    }
 }

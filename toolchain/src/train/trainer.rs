@@ -109,6 +109,7 @@ pub fn start(
     if opts.epochs == 0 || opts.batch_size == 0 {
         return Err(TrainError::Setup("--epochs and --batch-size must be at least 1".into()));
     }
+    opts.afr.check().map_err(TrainError::Setup)?;
     let preset = Preset::resolve(&opts.preset).map_err(|e| TrainError::Setup(e.to_string()))?;
     let prompts = match &opts.prompts {
         Some(p) => PromptSet::from_file(p).map_err(|e| TrainError::Setup(e.to_string()))?,

@@ -59,7 +59,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "input_size": preset.input_size,
             "grid": preset.grid(),
             "taps": preset.taps(),
-            "sp_layers": [preset.sp_layers().start(), preset.sp_layers().end()],
+            "sp_layers": [preset.sp_layers(1).start(), preset.sp_layers(1).end()],
             "clip": {
                 "source": w.origin(), "naming": format!("{naming:?}"),
                 "vision": v, "text": t, "embed_dim": preset.clip.embed_dim,
@@ -79,12 +79,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let g = preset.grid();
     println!("preset {}: {}", preset.name, preset.description);
     println!(
-        "  input {0}x{0} px -> {1}x{1} patches; stage taps after layers {2:?}; SP prompts on layers {3}..={4}",
+        "  input {0}x{0} px -> {1}x{1} patches; stage taps after layers {2:?}; SP prompts on layers {3}..={4} \
+         (train --sp-stages N carries them to layer N*{5})",
         preset.input_size,
         g,
         preset.taps(),
-        preset.sp_layers().start(),
-        preset.sp_layers().end()
+        preset.sp_layers(1).start(),
+        preset.sp_layers(1).end(),
+        v.layers / 4
     );
     println!("CLIP from {} ({naming:?} naming)", w.origin());
     let n = v.native_grid();

@@ -66,6 +66,10 @@ pub struct Args {
     /// Self prompting: both (P_v + P_l), visual-only, learned-only, off.
     #[arg(long, value_enum, default_value = "both")]
     sp: SpArg,
+    /// Carry SP's prompts through the first N of the four stages (1-4): they
+    /// enter layers 2..=N*L/4. 1 is the paper's method; 2-4 are its Table 4.
+    #[arg(long, default_value_t = 1)]
+    sp_stages: usize,
     /// Number of SP prompt tokens K.
     #[arg(long, default_value_t = 5)]
     prompt_tokens: usize,
@@ -143,6 +147,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                     SpArg::LearnedOnly => SpMode::LearnedOnly,
                     SpArg::Off => SpMode::Off,
                 },
+                sp_stages: a.sp_stages,
                 mpfa_window: a.mpfa_window,
                 cmfr: !a.no_cmfr,
                 tau: a.tau,
