@@ -5,7 +5,9 @@ computed here with numpy.
 Contract: inputs `image` f32 [1,3,32,32] and `category` i64 [1]; outputs
 `image_score` f32 [1] and `anomaly_map` f32 [1,4,4]; every `afr.*` metadata key.
 Graph: channel mean -> AveragePool 8x8 -> + bias[category] (Gather) -> Sigmoid is the
-map; the score is its ReduceMax.
+map; the score is its ReduceMax. model.onnx also keeps normal and abnormal prototypes
+(`text/normal_prototype`, `text/abnormal_prototype`, [4 stages, 3]) as an export does,
+for `afr info`; this stand-in graph does not read them.
 
 Writes tests/fixtures/runtime/: model.onnx, not_ours.onnx (no afr metadata),
 future_version.onnx (afr.format_version 999), nan.onnx (adds NaN to the map),
@@ -28,9 +30,12 @@ MEAN = [0.48145466, 0.4578275, 0.40821073]
 STD = [0.26862954, 0.26130258, 0.27577711]
 SIGMA = 4.0 * S / 518.0
 BIAS = np.array([-0.5, 0.25, 1.0], dtype=np.float32)  # a, b, object
+# One row per stage; rows differ so that a reader cannot assume they are equal.
+NORMAL = np.array([[0.6, 0.8, 0.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 2.0]], dtype=np.float32)
+ABNORMAL = np.array([[0.0, 0.8, 0.6], [0.0, 1.0, 0.0], [0.0, 1.0, 0.0], [0.0, 3.0, 4.0]], dtype=np.float32)
 
 
-def build(bias, categories, metadata=True, version="1", post=None):
+def build(bias, categories, metadata=True, version="1", post=None, prototypes=False):
     nodes = [
         helper.make_node("ReduceMean", ["image"], ["gray"], axes=[1], keepdims=1),
         helper.make_node("AveragePool", ["gray"], ["pooled"], kernel_shape=[8, 8], strides=[8, 8]),
@@ -44,6 +49,9 @@ def build(bias, categories, metadata=True, version="1", post=None):
         numpy_helper.from_array(np.asarray(bias, dtype=np.float32), "bias"),
         numpy_helper.from_array(np.array([1, GRID, GRID], dtype=np.int64), "grid_shape"),
     ]
+    if prototypes:
+        inits.append(numpy_helper.from_array(NORMAL, "text/normal_prototype"))
+        inits.append(numpy_helper.from_array(ABNORMAL, "text/abnormal_prototype"))
     if post is not None:
         # Added after the Sigmoid: tract's sigmoid maps NaN to a finite value.
         nodes.insert(-1, helper.make_node("Add", ["sig", "post"], ["anomaly_map"]))
@@ -112,7 +120,7 @@ def reference(rgb, category):
 def main():
     os.makedirs(OUT, exist_ok=True)
     cats = ["a", "b", "object"]
-    onnx.save(build(BIAS, cats), os.path.join(OUT, "model.onnx"))
+    onnx.save(build(BIAS, cats, prototypes=True), os.path.join(OUT, "model.onnx"))
     onnx.save(build(BIAS, cats, metadata=False), os.path.join(OUT, "not_ours.onnx"))
     onnx.save(build(BIAS, cats, version="999"), os.path.join(OUT, "future_version.onnx"))
     onnx.save(build(BIAS, cats, post=np.nan), os.path.join(OUT, "nan.onnx"))
@@ -140,7 +148,7 @@ def main():
                 "upsampled": bilinear(grid, 7, 12).reshape(-1).tolist(),
             }
         )
-    expected = {"input_size": S, "grid": GRID, "categories": cats, "smoothing_sigma": SIGMA, "parameters": 3 + 3, "cases": cases}
+    expected = {"input_size": S, "grid": GRID, "categories": cats, "smoothing_sigma": SIGMA, "parameters": 3 + 3 + NORMAL.size + ABNORMAL.size, "cases": cases}
     with open(os.path.join(OUT, "expected.json"), "w") as f:
         json.dump(expected, f)
 

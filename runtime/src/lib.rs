@@ -12,5 +12,6 @@ pub mod metrics;
 pub mod model_info;
 pub mod postprocess;
 pub mod preprocess;
+pub mod prototypes;
 pub mod report;
 pub use heapless;

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use prost::Message;
 use tract_onnx::pb::{ModelProto, TensorProto};
 
+use crate::prototypes::Prototypes;
+
 /// The `afr.format_version` this runtime reads.
 pub const FORMAT_VERSION: u32 = 1;
 /// Most categories a model's table may hold (the peers' benchmarks have < 30).
@@ -89,6 +91,8 @@ pub struct ModelInfo {
     pub file_bytes: u64,
     /// Every metadata entry, `afr.*` or not.
     pub metadata: BTreeMap<String, String>,
+    /// The normal and abnormal prototypes, when the file keeps them.
+    pub prototypes: Option<Prototypes>,
 }
 
 impl ModelInfo {
@@ -171,6 +175,10 @@ impl ModelInfo {
             parameters: proto.graph.as_ref().map_or(0, |g| g.initializer.iter().map(element_count).sum()),
             file_bytes,
             metadata: metadata.clone(),
+            prototypes: match &proto.graph {
+                Some(g) => Prototypes::from_graph(path, g)?,
+                None => None,
+            },
         };
         info.check_graph(proto)?;
         Ok(info)

@@ -42,11 +42,27 @@ fn info_describes_the_model_and_refuses_others() {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["categories"], serde_json::json!(["a", "b", "object"]));
     assert_eq!(v["input_size"], 32);
-    assert_eq!(v["parameters"], 6);
+    assert_eq!(v["parameters"], 30);
+    // The prototypes, one row per stage, as stored (scripts/make_runtime_fixtures.py).
+    let p = &v["prototypes"];
+    assert_eq!((p["stages"].as_u64(), p["dim"].as_u64()), (Some(4), Some(3)));
+    assert_eq!(p["normal"][0], serde_json::json!([0.6, 0.8, 0.0]));
+    assert_eq!(p["abnormal"][3], serde_json::json!([0.0, 3.0, 4.0]));
+    let cos: Vec<f64> = p["cosine"].as_array().unwrap().iter().map(|c| c.as_f64().unwrap()).collect();
+    for (c, want) in cos.iter().zip([0.64, 1.0, 0.0, 0.8]) {
+        assert!((c - want).abs() < 1e-6, "{cos:?}");
+    }
     assert_eq!(v["precision"], "fp32");
     assert_eq!(v["file_bytes"], std::fs::metadata(fixture("model.onnx")).unwrap().len());
     let out = afr(&["info", "--model", s(&fixture("model.onnx"))]);
-    assert!(text(&out.stdout).contains("categories (3): a, b, object"), "{}", text(&out.stdout));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("categories (3): a, b, object"), "{stdout}");
+    assert!(stdout.contains("prototypes:      4 stages x 3"), "{stdout}");
+    assert!(stdout.contains("cos(normal, abnormal) per stage: 0.6400, 1.0000, 0.0000, 0.8000"), "{stdout}");
+    assert!(stdout.contains("abnormal stage 1: 0.0000 0.8000 0.6000"), "{stdout}");
+    // A file without prototypes says so.
+    let out = afr(&["info", "--model", s(&fixture("nan.onnx"))]);
+    assert!(text(&out.stdout).contains("prototypes:      not stored"), "{}", text(&out.stdout));
     for bad in ["not_ours.onnx", "future_version.onnx", "nope.onnx"] {
         let out = afr(&["info", "--model", s(&fixture(bad))]);
         assert!(!out.status.success(), "{bad}");

@@ -89,7 +89,8 @@ fn check_int8(preset: &str, size: u32) {
         assert!(map > 0.0, "{preset} {label}: int8 must move the maps a little");
         let q = Model::read(&path).unwrap();
         assert_eq!(text_tables(&q), text_tables(&model), "{label}: text tables bit-identical");
-        assert!(!text_tables(&model).is_empty());
+        let names: Vec<String> = text_tables(&model).into_iter().map(|t| t.name).collect();
+        assert!(names.iter().any(|n| n == "text/normal_prototype"), "{names:?}");
         assert_eq!(q.metadata("afr.input_size"), model.metadata("afr.input_size"));
         if preset == "vit-b16" {
             assert!(ratio <= 0.3, "vit-b16 {label}: int8 file is {ratio:.3} of fp32");

@@ -10,8 +10,10 @@ mod common;
 use common::tiny_run;
 
 use afr_quantize::onnx::Model;
+use afr_runtime::model_info::ModelInfo;
 use afr_toolchain::afr::{AfrConfig, SpMode};
 use afr_toolchain::export::{export, ExportError, REFERENCE_SAMPLES};
+use afr_toolchain::train::run::{load_tensors, RunConfig};
 use candle_core::Device;
 use tract_onnx::prelude::*;
 
@@ -124,6 +126,46 @@ fn sp_in_stages_1_to_2() {
 #[test]
 fn sp_in_stages_1_to_4() {
     parity("SP stages 1-4", AfrConfig { sp_stages: 4, ..AfrConfig::default() });
+}
+
+/// The file keeps the normal and abnormal prototypes (DESIGN.md section 3) bit for bit as
+/// Candle scores with them, one row per stage; the scoring direction the graph derives
+/// from them is folded by tract at load, so no node of it runs per frame.
+#[test]
+fn the_file_keeps_the_prototypes_and_tract_folds_their_direction() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, run) = tiny_run(dir.path(), 1, AfrConfig::default());
+    let onnx = dir.path().join("model.onnx");
+    export(&run, None, &onnx, None, &Device::Cpu).unwrap();
+
+    let cfg = RunConfig::read(&run).unwrap();
+    let (model, params) = afr_toolchain::train::model::build(&cfg, &cfg.categories, &Device::Cpu).unwrap();
+    params.assign(&load_tensors(&run, &cfg.checkpoint, &cfg, &Device::Cpu).unwrap(), &run).unwrap();
+    let (f_n, f_a, _) = model.text_features().unwrap();
+    let (f_n, f_a) = (f_n.to_vec1::<f32>().unwrap(), f_a.to_vec1::<f32>().unwrap());
+    let p = ModelInfo::load(&onnx).unwrap().prototypes.expect("the export keeps its prototypes");
+    assert_eq!((p.stages, p.dim), (4, cfg.preset.clip.embed_dim));
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    for s in 0..4 {
+        assert_eq!(bits(p.normal_row(s)), bits(&f_n), "stage {s} normal");
+        assert_eq!(bits(p.abnormal_row(s)), bits(&f_a), "stage {s} abnormal");
+    }
+    assert!(p.cosines().iter().all(|c| *c < 0.9999), "the two prototypes differ: {:?}", p.cosines());
+
+    // After tract's optimisation every node left of the text side is a constant or reads the
+    // category (the stateless table's Gather and what follows it).
+    let plan = tract_onnx::onnx().model_for_path(&onnx).unwrap().into_optimized().unwrap();
+    let derived: Vec<String> = plan
+        .nodes()
+        .iter()
+        .filter(|n| n.name.starts_with("text/") && !n.name.starts_with("text/Gather") && n.op().name() != "Const")
+        .map(|n| format!("{} ({})", n.name, n.op().name()))
+        .collect();
+    assert!(derived.is_empty(), "prototype nodes left to run per frame: {derived:?}");
+    let file = Model::read(&onnx).unwrap();
+    let nodes = &file.proto.graph.as_ref().unwrap().node;
+    let in_file = nodes.iter().filter(|n| n.name.starts_with("text/") && n.op_type != "Gather").count();
+    assert!(in_file >= 8, "the derivation is in the file ({in_file} nodes), for tract to fold");
 }
 
 #[test]

@@ -11,7 +11,7 @@ use super::cmfr::Cmfr;
 use super::mpfa::Mpfa;
 use super::params::ParamStore;
 use super::prompts::TextTables;
-use super::scoring::{abnormal_probability, abnormal_probability_to_onnx};
+use super::scoring::{abnormal_probability, abnormal_probability_to_onnx, prototypes_to_onnx};
 use super::sp::{SelfPrompting, SpMode};
 use super::AfrConfig;
 use crate::clip::{Prompts, VisionTransformer};
@@ -199,13 +199,14 @@ impl AfrClip {
             self.vision.hidden_states_to_onnx(g, pixels, (grid, grid), injection, &self.preset.taps())
         })?;
         let (f_n, f_a, stateless) = self.text_features()?;
+        let directions = g.scoped("text", |g| prototypes_to_onnx(g, &f_n, &f_a, self.adapters.len(), self.cfg.tau))?;
         let text = match &self.cmfr {
             Some(cmfr) => Some(g.scoped("text", |g| cmfr.text_to_onnx(g, &stateless, category))?),
             None => None,
         };
         let mut scores = Vec::with_capacity(4);
         let mut maps = Vec::with_capacity(4);
-        for (s, (adapter, state)) in self.adapters.iter().zip(&states).enumerate() {
+        for (s, ((adapter, state), direction)) in self.adapters.iter().zip(&states).zip(&directions).enumerate() {
             let (score, map) = g.scoped(&format!("stage{}", s + 1), |g| -> onnx_graph::Result<(String, String)> {
                 let tokens = self.vision.project_to_onnx(g, state)?;
                 let tokens = g.scoped("adapter", |g| adapter.to_onnx(g, &tokens))?;
@@ -217,7 +218,7 @@ impl AfrClip {
                     (Some(cmfr), Some(text)) => g.scoped("cmfr", |g| cmfr.to_onnx(g, &f_v, text))?,
                     _ => f_v,
                 };
-                let p_a = g.scoped("scoring", |g| abnormal_probability_to_onnx(g, &f, &f_n, &f_a, self.cfg.tau))?;
+                let p_a = g.scoped("scoring", |g| abnormal_probability_to_onnx(g, &f, direction))?;
                 let score = slice(g, &p_a, 1, 0, 1)?;
                 let score = reshape(g, &score, &[1])?;
                 let map = slice(g, &p_a, 1, 1, 1 + n)?;

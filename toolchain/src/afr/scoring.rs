@@ -11,7 +11,7 @@ use afr_quantize::onnx::GraphBuilder;
 use candle_core::{Tensor, D};
 
 use crate::nn::sigmoid;
-use crate::onnx_graph::{self, initializer, reshape};
+use crate::onnx_graph::{self, initializer, reshape, slice, transpose};
 
 /// CLIP's initial temperature (its logit scale starts at 1 / 0.07; trained
 /// checkpoints end near 1 / 0.01). DESIGN.md fixes 0.07; `--tau` changes it.
@@ -35,24 +35,59 @@ pub fn abnormal_probability(
     sigmoid(&((s_a - s_n)? / tau)?) // Eq. 9 / 13 with tau
 }
 
-/// `abnormal_probability` in ONNX: `features` `[1, T, E]` -> `[1, T]`. The
-/// two prototype dot products and the temperature are folded into one
-/// vector, `(S_a - S_n) / tau = f . (a - n) / tau` with `f`, `a`, `n` normalised.
-pub fn abnormal_probability_to_onnx(
-    g: &mut GraphBuilder,
-    features: &str,
-    normal: &Tensor,
-    abnormal: &Tensor,
-    tau: f64,
-) -> onnx_graph::Result<String> {
-    let sq = g.node("Mul", &[features, features], &[]);
+/// `x / |x|` over the last dimension, in ONNX.
+fn l2_normalize_to_onnx(g: &mut GraphBuilder, x: &str) -> onnx_graph::Result<String> {
+    let sq = g.node("Mul", &[x, x], &[]);
     let axes = g.ints("axes", &[-1])?;
     let sum = g.node("ReduceSum", &[&sq, &axes], &[("keepdims", 1i64.into())]);
     let norm = g.node("Sqrt", &[&sum], &[]);
-    let f = g.node("Div", &[features, &norm], &[]);
-    let direction = ((l2_normalize(abnormal)? - l2_normalize(normal)?)? / tau)?;
-    let direction = initializer(g, "prototype_direction", &direction.reshape(((), 1))?)?;
-    let logit = g.node("MatMul", &[&f, &direction], &[]); // [1, T, 1]
+    Ok(g.node("Div", &[x, &norm], &[]))
+}
+
+/// The initializer names of the prototypes in an exported model (DESIGN.md
+/// section 3): `[stages, E]`, one row per stage, after the text linear.
+pub const NORMAL_PROTOTYPE: &str = "normal_prototype";
+pub const ABNORMAL_PROTOTYPE: &str = "abnormal_prototype";
+
+/// The prototypes `F_t^n`, `F_t^a` `[E]` as initializers of `stages` rows
+/// each (the rows are equal: one text linear serves every stage), and per
+/// stage the scoring direction `(a / |a| - n / |n|) / tau` `[E, 1]` derived
+/// from them in the graph. Every input of that derivation is a constant, so
+/// the runtime folds it once at load; the file keeps the prototypes
+/// themselves, which `afr info` shows.
+pub fn prototypes_to_onnx(
+    g: &mut GraphBuilder,
+    normal: &Tensor,
+    abnormal: &Tensor,
+    stages: usize,
+    tau: f64,
+) -> onnx_graph::Result<Vec<String>> {
+    let rows = |t: &Tensor| t.unsqueeze(0)?.repeat((stages, 1));
+    let n = initializer(g, NORMAL_PROTOTYPE, &rows(normal)?)?;
+    let a = initializer(g, ABNORMAL_PROTOTYPE, &rows(abnormal)?)?;
+    let (n, a) = (l2_normalize_to_onnx(g, &n)?, l2_normalize_to_onnx(g, &a)?);
+    let diff = g.node("Sub", &[&a, &n], &[]);
+    let tau = g.scalar_f32("tau", tau as f32)?;
+    let directions = g.node("Div", &[&diff, &tau], &[]); // [stages, E]
+    (0..stages)
+        .map(|s| {
+            let row = slice(g, &directions, 0, s, s + 1)?;
+            Ok(transpose(g, &row, &[1, 0]))
+        })
+        .collect()
+}
+
+/// `abnormal_probability` in ONNX: `features` `[1, T, E]` -> `[1, T]`, with
+/// `direction` `[E, 1]` from [`prototypes_to_onnx`]: the two prototype dot
+/// products and the temperature in one, `(S_a - S_n) / tau = f . (a - n) / tau`
+/// with `f`, `a`, `n` normalised.
+pub fn abnormal_probability_to_onnx(
+    g: &mut GraphBuilder,
+    features: &str,
+    direction: &str,
+) -> onnx_graph::Result<String> {
+    let f = l2_normalize_to_onnx(g, features)?;
+    let logit = g.node("MatMul", &[&f, direction], &[]); // [1, T, 1]
     let p = g.node("Sigmoid", &[&logit], &[]);
     reshape(g, &p, &[0, -1])
 }
