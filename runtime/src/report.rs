@@ -20,14 +20,31 @@ pub enum ReportError {
 }
 
 /// Per-category metrics, their macro mean, and what was evaluated. Serialises
-/// to `{"categories": {NAME: {METRIC: x|null}}, "mean": {...}, "model": ...,
-/// "dataset": ...}`.
+/// to `{"categories": {NAME: {METRIC: x|null, "scored_as": ROW}}, "mean": {...},
+/// "model": ..., "dataset": ...}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
-    pub categories: BTreeMap<String, Metrics>,
+    pub categories: BTreeMap<String, CategoryReport>,
     pub mean: Metrics,
     pub model: String,
     pub dataset: String,
+}
+
+/// One category's metrics and the row of the model's text table that scored it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CategoryReport {
+    #[serde(flatten)]
+    pub metrics: Metrics,
+    /// The category's own name when the model has a stateless prompt for
+    /// it, else the generic row (`object`) that stood in for it.
+    pub scored_as: String,
+}
+
+impl CategoryReport {
+    /// Scored with its own row.
+    pub fn own(name: &str, metrics: Metrics) -> Self {
+        Self { metrics, scored_as: name.to_string() }
+    }
 }
 
 const HEADERS: [&str; 7] =
@@ -35,8 +52,12 @@ const HEADERS: [&str; 7] =
 
 impl Report {
     /// A report whose `mean` is the macro average of the categories' defined values.
-    pub fn new(model: impl Into<String>, dataset: impl Into<String>, categories: BTreeMap<String, Metrics>) -> Self {
-        let mean = Metrics::macro_mean(categories.values());
+    pub fn new(
+        model: impl Into<String>,
+        dataset: impl Into<String>,
+        categories: BTreeMap<String, CategoryReport>,
+    ) -> Self {
+        let mean = Metrics::macro_mean(categories.values().map(|c| &c.metrics));
         Report { categories, mean, model: model.into(), dataset: dataset.into() }
     }
 
@@ -55,7 +76,7 @@ impl Report {
         s.push_str("\n|---|");
         s.push_str(&"---:|".repeat(HEADERS.len()));
         s.push('\n');
-        let rows = self.categories.iter().map(|(n, m)| (n.as_str(), m));
+        let rows = self.categories.iter().map(|(n, c)| (n.as_str(), &c.metrics));
         for (name, m) in rows.chain(std::iter::once(("mean", &self.mean))) {
             // A `|` in a name would split the cell.
             let _ = write!(s, "| {} |", name.replace('|', "\\|"));
@@ -98,11 +119,17 @@ mod tests {
         let mut c = BTreeMap::new();
         c.insert(
             "bottle".to_string(),
-            Metrics { image_auroc: Some(0.9), pixel_auroc: Some(0.8), aupro: None, ..Default::default() },
+            CategoryReport::own(
+                "bottle",
+                Metrics { image_auroc: Some(0.9), pixel_auroc: Some(0.8), aupro: None, ..Default::default() },
+            ),
         );
         c.insert(
             "cable".to_string(),
-            Metrics { image_auroc: Some(0.7), pixel_auroc: None, aupro: None, ..Default::default() },
+            CategoryReport {
+                metrics: Metrics { image_auroc: Some(0.7), pixel_auroc: None, aupro: None, ..Default::default() },
+                scored_as: "object".into(),
+            },
         );
         Report::new("afr-clip-vitl14", "mvtec", c)
     }
@@ -124,10 +151,12 @@ mod tests {
             assert!(keys.contains(&k), "{k}");
         }
         let bottle = v["categories"]["bottle"].as_object().unwrap();
-        assert_eq!(bottle.len(), 7);
+        assert_eq!(bottle.len(), 8);
         for name in Metrics::NAMES {
             assert!(bottle.contains_key(name), "{name}");
         }
+        assert_eq!(bottle["scored_as"], "bottle");
+        assert_eq!(v["categories"]["cable"]["scored_as"], "object");
         assert_eq!(bottle["image_auroc"], serde_json::json!(0.9));
         assert!(bottle["aupro"].is_null());
         assert_eq!(v["model"], "afr-clip-vitl14");

@@ -160,31 +160,25 @@ fn score_globs_categories_and_options() {
     // No threshold: empty verdicts; default category `object`.
     assert!(csv.lines().skip(1).all(|l| l.ends_with(',') && l.contains(",object,")), "{csv}");
     assert!(!out_dir.join("heatmaps").exists());
-    // An unknown category is an error listing the known ones, unless asked to fall back.
-    let out = afr(&[
-        "score",
-        "--model",
-        s(&fixture("model.onnx")),
-        "--category",
-        "zipper",
-        s(&pattern),
-        "--out",
-        s(&out_dir),
-    ]);
-    assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("a, b, object"), "{}", text(&out.stderr));
-    let out = afr(&[
-        "score",
-        "--model",
-        s(&fixture("model.onnx")),
-        "--category",
-        "zipper",
-        "--fallback-object",
-        s(&pattern),
-        "--out",
-        s(&out_dir),
-    ]);
+    // A category the model has no row for is scored with its `object` row, with a warning,
+    // and refused under --strict-categories (naming the ones it knows).
+    let model = fixture("model.onnx");
+    let zipper = ["--model", s(&model), "--category", "zipper", s(&pattern), "--out", s(&out_dir)];
+    let out = afr(&[&["score", "--json"], &zipper[..]].concat());
     assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("no row for category `zipper`; scored with the generic `object` row"));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((v["category"].as_str(), v["scored_as"].as_str()), (Some("zipper"), Some("object")));
+    let out = afr(&[&["score", "--strict-categories"], &zipper[..]].concat());
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("model.onnx") && err.contains("zipper") && err.contains("(a, b, object)"), "{err}");
+    let b = ["score", "--strict-categories", "--json", "--model", s(&model), "--category", "b", s(&pattern), "--out"];
+    let out = afr(&[&b[..], &[s(&out_dir)]].concat());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!text(&out.stderr).contains("warning"), "{}", text(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["scored_as"], "b");
     // Nothing matches: an error naming the pattern.
     let none = dir.path().join("*.bmp");
     let out = afr(&["score", "--model", s(&fixture("model.onnx")), s(&none), "--out", s(&out_dir)]);
@@ -227,25 +221,23 @@ fn eval_reports_the_seven_metrics() {
         }
     }
     std::fs::remove_dir(root.join("widget/masks")).unwrap();
+    let model = fixture("model.onnx");
+    let eval = ["eval", "--model", s(&model), "--data", s(&root), "--format", "folder"];
     let json = dir.path().join("report.json");
-    let out = afr(&[
-        "eval",
-        "--model",
-        s(&fixture("model.onnx")),
-        "--data",
-        s(&root),
-        "--format",
-        "folder",
-        "--json",
-        s(&json),
-    ]);
+    let out = afr(&[&eval[..], &["--json", s(&json)]].concat());
     assert!(out.status.success(), "{}", text(&out.stderr));
     let md = text(&out.stdout);
     assert!(md.lines().next().unwrap().starts_with("| category | image AUROC"), "{md}");
-    assert_eq!(md.lines().count(), 5, "{md}");
+    assert_eq!(md.lines().count(), 7, "{md}");
+    assert!(md.ends_with("\nScored with the generic `object` row (not in the model's table): widget.\n"), "{md}");
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("warning:") && stderr.contains("no row for category `widget`"), "{stderr}");
+    assert!(!stderr.contains("category `a`"), "{stderr}");
     let v: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     let a = &v["categories"]["a"];
     let widget = &v["categories"]["widget"];
+    // Which row of the model's table scored each category.
+    assert_eq!((a["scored_as"].as_str(), widget["scored_as"].as_str()), (Some("a"), Some("object")));
     // A bright square is what this model calls anomalous: the images separate perfectly.
     assert_eq!(a["image_auroc"], 1.0);
     assert_eq!(widget["image_auroc"], 1.0);
@@ -256,6 +248,14 @@ fn eval_reports_the_seven_metrics() {
         assert!(widget[m].is_null(), "{m} must be undefined without masks");
     }
     assert_eq!(v["mean"]["pixel_auroc"], a["pixel_auroc"]);
+    // Under --strict-categories a category without a row is refused before anything is
+    // scored or written.
+    let strict = dir.path().join("strict.json");
+    let out = afr(&[&eval[..], &["--strict-categories", "--json", s(&strict)]].concat());
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("model.onnx: no row for widget") && err.contains("--categories-from"), "{err}");
+    assert!(!strict.exists());
     // Unknown format and unknown category are errors naming them.
     let out = afr(&["eval", "--model", s(&fixture("model.onnx")), "--data", s(&root), "--format", "coco"]);
     assert!(!out.status.success());

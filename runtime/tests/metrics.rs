@@ -5,7 +5,7 @@ use afr_runtime::metrics::{
     aupro, auroc, average_precision, binary_metrics, max_f1, CategoryEvaluator, Metrics, PixelData, RegionLabeller,
     DEFAULT_FPR_LIMIT,
 };
-use afr_runtime::report::Report;
+use afr_runtime::report::{CategoryReport, Report};
 use proptest::prelude::*;
 use serde_json::Value;
 
@@ -215,11 +215,11 @@ fn report_of_evaluated_categories() {
             let score = if label != flip { 0.8 } else { 0.2 } + i as f32 * 0.01;
             e.add(&format!("{name}/{i}"), score, label, None).unwrap();
         }
-        cats.insert(name.to_string(), e.finish());
+        cats.insert(name.to_string(), CategoryReport::own(name, e.finish()));
     }
     let r = Report::new("m", "d", cats);
-    assert_eq!(r.categories["a"].image_auroc, Some(1.0));
-    assert_eq!(r.categories["b"].image_auroc, Some(0.0));
+    assert_eq!(r.categories["a"].metrics.image_auroc, Some(1.0));
+    assert_eq!(r.categories["b"].metrics.image_auroc, Some(0.0));
     assert_eq!(r.mean.image_auroc, Some(0.5));
     assert_eq!(r.mean.aupro, None);
     assert!(r.to_markdown().contains("| mean | 50.0 |"));

@@ -147,7 +147,7 @@ pub fn run(
     let t = Instant::now();
     let mut detector = Detector::load(&model)?;
     let held = Dataset::open(&data, Format::Mvtec, Split::Test, Some(std::slice::from_ref(&opts.held_out)))?;
-    let results = afr_runtime::evaluate::evaluate(&mut detector, &held, |_, _| {})?;
+    let results = afr_runtime::evaluate::evaluate(&mut detector, &held, true, |_, _| {})?;
     let report = Report::new(model.display().to_string(), data.display().to_string(), results);
     timings.push((
         "evaluation fp32 (tract)".into(),
@@ -281,7 +281,8 @@ fn quantized(
         )
         .map_err(|e| e.to_string())?;
         let mut detector = Detector::load(&path).map_err(|e| e.to_string())?;
-        let results = afr_runtime::evaluate::evaluate(&mut detector, held, |_, _| {}).map_err(|e| e.to_string())?;
+        let results =
+            afr_runtime::evaluate::evaluate(&mut detector, held, true, |_, _| {}).map_err(|e| e.to_string())?;
         let report = Report::new(path.display().to_string(), held.root.display().to_string(), results);
         Ok((q, report))
     })();

@@ -9,7 +9,7 @@ use std::path::Path;
 use afr_runtime::dataset::{Dataset, Format, Sample, Split};
 use afr_runtime::metrics::{CategoryEvaluator, PixelData};
 use afr_runtime::postprocess::{default_sigma, Upsampler};
-use afr_runtime::report::Report;
+use afr_runtime::report::{CategoryReport, Report};
 use candle_core::Device;
 
 use crate::train::data::ImageLoader;
@@ -66,7 +66,7 @@ pub fn evaluate(
             done += chunk.len();
             progress(done, total);
         }
-        results.insert(category, eval.finish());
+        results.insert(category.clone(), CategoryReport::own(&category, eval.finish()));
     }
     Ok(Report::new(run_dir.display().to_string(), data_root.display().to_string(), results))
 }

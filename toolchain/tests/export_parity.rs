@@ -179,6 +179,13 @@ fn bad_categories_are_errors() {
     // Unseen categories get their own stateless row; `object` stays last.
     let s = export(&run, Some(&["bottle".to_string()]), &out, None, &Device::Cpu).unwrap();
     assert_eq!(s.categories, ["bottle", "object"]);
+    // Within the runtime's limits: name length and row count.
+    let long = "x".repeat(65);
+    let err = export(&run, Some(&[long]), &out, None, &Device::Cpu).unwrap_err();
+    assert!(err.to_string().contains("longer than the runtime's 64 bytes"), "{err}");
+    let many: Vec<String> = (0..128).map(|i| format!("c{i}")).collect();
+    let err = export(&run, Some(&many), &out, None, &Device::Cpu).unwrap_err();
+    assert!(err.to_string().contains("129 rows"), "{err}");
     let err = export(&dir.path().join("nothing"), None, &out, None, &Device::Cpu).unwrap_err();
     assert!(err.to_string().contains("nothing"), "{err}");
 }

@@ -12,10 +12,13 @@ pub use reference::{write_reference, REFERENCE_SAMPLES};
 use std::path::{Path, PathBuf};
 
 use afr_quantize::onnx::{ElemType, GraphBuilder, Model, OnnxError};
+use afr_runtime::dataset::{Dataset, DatasetError, Format, Split};
+use afr_runtime::model_info::{MAX_CATEGORIES, MAX_CATEGORY_LEN};
 use afr_runtime::postprocess::default_sigma;
 use afr_runtime::preprocess::{CLIP_MEAN, CLIP_STD};
 use candle_core::Device;
 
+use crate::afr::prompts::DEFAULT_CATEGORY;
 use crate::afr::AfrClip;
 use crate::onnx_graph::GraphError;
 use crate::train::model::BuildError;
@@ -39,6 +42,8 @@ pub enum ExportError {
     Candle(#[from] candle_core::Error),
     #[error(transparent)]
     Graph(#[from] GraphError),
+    #[error(transparent)]
+    Dataset(#[from] DatasetError),
     #[error("categories: {0}")]
     Categories(String),
     #[error("{path}: {message}")]
@@ -121,15 +126,42 @@ pub fn untrained(preset: &str, clip: &str, resnet: &str, categories: &[String], 
     to_onnx(&model, "untrained")
 }
 
-/// Names go into a comma-separated metadata entry.
+/// `base` followed by every category of the dataset at `data` (its test
+/// split) that `base` lacks: the table that scores that dataset zero-shot,
+/// each category with its own stateless prompt, as the paper evaluates
+/// unseen categories (and as `afr-toolchain evaluate` does).
+pub fn add_dataset_categories(base: &[String], data: &Path, format: Format) -> Result<Vec<String>> {
+    let mut table = base.to_vec();
+    for c in Dataset::open(data, format, Split::Test, None)?.categories() {
+        if !table.contains(&c) {
+            table.push(c);
+        }
+    }
+    Ok(table)
+}
+
+/// Names go into a comma-separated metadata entry, within the runtime's limits.
 fn check_categories(categories: &[String]) -> Result<()> {
     for (i, c) in categories.iter().enumerate() {
-        if c.trim().is_empty() || c.contains(',') {
-            return Err(ExportError::Categories(format!("`{c}` is not a category name (empty or holds a comma)")));
+        if c.trim().is_empty() || c.contains(',') || c.trim() != c {
+            return Err(ExportError::Categories(format!(
+                "`{c}` is not a category name (empty, holds a comma or surrounding spaces)"
+            )));
+        }
+        if c.len() > MAX_CATEGORY_LEN {
+            return Err(ExportError::Categories(format!(
+                "`{c}` is longer than the runtime's {MAX_CATEGORY_LEN} bytes"
+            )));
         }
         if categories[..i].contains(c) {
             return Err(ExportError::Categories(format!("`{c}` is given twice")));
         }
+    }
+    let rows = categories.len() + usize::from(!categories.iter().any(|c| c == DEFAULT_CATEGORY));
+    if rows > MAX_CATEGORIES {
+        return Err(ExportError::Categories(format!(
+            "{rows} rows (with `{DEFAULT_CATEGORY}`) are more than the runtime's {MAX_CATEGORIES}"
+        )));
     }
     Ok(())
 }

@@ -53,6 +53,22 @@ pub fn tiny_synth(dir: &std::path::Path, test_good: usize) -> PathBuf {
     data
 }
 
+/// Another synthetic set (wood and bolt, 32 px) under `dir/unseen`: categories a run
+/// trained on `tiny_synth` never saw.
+pub fn unseen_synth(dir: &std::path::Path) -> PathBuf {
+    let data = dir.join("unseen");
+    let cfg = afr_toolchain::synth::SynthConfig {
+        seed: 2,
+        size: 32,
+        categories: Some(vec!["wood".into(), "bolt".into()]),
+        train_good: 0,
+        test_good: 2,
+        test_bad_per_defect: 1,
+    };
+    afr_toolchain::synth::generate(&data, &cfg, |_, _| {}).unwrap();
+    data
+}
+
 /// Training options for the tiny preset with random backbones on `data`.
 pub fn tiny_options(
     data: &std::path::Path,

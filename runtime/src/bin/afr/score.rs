@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use afr_runtime::atomic::write_atomic;
 use afr_runtime::detector::{Detector, DetectorOptions};
+use afr_runtime::evaluate::{scoring_rows, ScoringRow};
 use afr_runtime::image_io::load_rgb8;
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -26,12 +27,14 @@ pub struct Args {
     #[arg(long)]
     model: PathBuf,
     /// Category the images show (a row of the model's table; see `afr info`).
+    /// One the table does not hold is scored with its generic `object` row,
+    /// with a warning.
     #[arg(long, default_value = "object")]
     category: String,
-    /// Score a category the model does not know with its generic `object` row
-    /// instead of failing.
+    /// Refuse a category the model's table has no row for, instead of scoring
+    /// it with the generic `object` row.
     #[arg(long)]
-    fallback_object: bool,
+    strict_categories: bool,
     /// Image files, folders (searched recursively) or glob patterns (`*`, `?`, `**`).
     #[arg(required = true, value_name = "INPUT")]
     inputs: Vec<String>,
@@ -77,6 +80,9 @@ struct Failed {
 struct Results<'a> {
     model: String,
     category: &'a str,
+    /// The row of the model's table that scored the images: `category`, or
+    /// `object` standing in for it.
+    scored_as: &'a str,
     threshold: Option<f32>,
     results: Vec<Scored>,
     failed: Vec<Failed>,
@@ -88,21 +94,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let options = DetectorOptions { smoothing: !args.no_smoothing, threads: args.threads };
     let mut detector = Detector::load_with(&args.model, options)?;
-    let category = match detector.category_index(&args.category) {
-        Some(i) => i,
-        None if args.fallback_object => detector
-            .category_or_default(&args.category)
-            .with_context(|| format!("{}: the model has no `object` row to fall back on", args.model.display()))?,
-        None => {
-            let known: Vec<&str> = detector.info().categories.iter().map(|c| c.as_str()).collect();
-            anyhow::bail!(
-                "{}: unknown category {:?} (the model knows: {}; --fallback-object scores it as `object`)",
-                args.model.display(),
-                args.category,
-                known.join(", ")
-            );
-        }
-    };
+    let rows = scoring_rows(detector.info(), std::slice::from_ref(&args.category), args.strict_categories)?;
+    let ScoringRow { row: category, scored_as, .. } = rows.into_iter().next().context("one category, one row")?;
+    if scored_as != args.category {
+        eprintln!(
+            "warning: {}: no row for category `{}`; scored with the generic `object` row \
+             (export with --categories to give it its own)",
+            args.model.display(),
+            args.category
+        );
+    }
     let images = inputs::collect(&args.inputs)?;
     let heat_dir = args.out.join("heatmaps");
     let map_dir = args.out.join("maps");
@@ -150,6 +151,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let all = Results {
         model: args.model.display().to_string(),
         category: &args.category,
+        scored_as: &scored_as,
         threshold: args.threshold,
         results,
         failed,

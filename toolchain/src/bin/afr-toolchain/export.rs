@@ -3,6 +3,9 @@
 
 use std::path::PathBuf;
 
+use afr_runtime::dataset::Format;
+use afr_toolchain::export::add_dataset_categories;
+use afr_toolchain::train::run::RunConfig;
 use anyhow::Context;
 
 #[derive(clap::Args)]
@@ -25,6 +28,14 @@ pub struct Args {
     /// run was trained on); `object` is always added for anything unseen.
     #[arg(long, value_delimiter = ',')]
     categories: Option<Vec<String>>,
+    /// Also add a row for every category of this dataset (its test split): the
+    /// unseen categories a zero-shot evaluation will score, each with its own
+    /// stateless prompt instead of the generic `object` row.
+    #[arg(long, value_name = "DATA")]
+    categories_from: Option<PathBuf>,
+    /// Layout of --categories-from: mvtec, visa, meta-json, btad, mpdd, folder.
+    #[arg(long, default_value = "mvtec", requires = "categories_from")]
+    format: Format,
     /// The ONNX file to write.
     #[arg(long)]
     out: PathBuf,
@@ -38,8 +49,21 @@ pub struct Args {
 
 pub fn run(a: Args) -> anyhow::Result<()> {
     let device = afr_toolchain::device::parse(&a.device).map_err(anyhow::Error::msg)?;
+    let mut categories = a.categories.clone();
+    if let Some(data) = &a.categories_from {
+        let base = match (&categories, &a.run) {
+            (Some(c), _) => c.clone(),
+            (None, Some(run)) => {
+                RunConfig::read(run).with_context(|| format!("exporting {}", run.display()))?.categories
+            }
+            (None, None) => Vec::new(),
+        };
+        let table = add_dataset_categories(&base, data, a.format)
+            .with_context(|| format!("reading the categories of {}", data.display()))?;
+        categories = Some(table);
+    }
     if let (Some(preset), Some(clip), Some(resnet)) = (&a.preset, &a.clip, &a.resnet) {
-        let categories = a.categories.unwrap_or_default();
+        let categories = categories.unwrap_or_default();
         let model = afr_toolchain::export::untrained(preset, clip, resnet, &categories, &device)
             .with_context(|| format!("building an untrained {preset} model"))?;
         model.write(&a.out).with_context(|| format!("writing {}", a.out.display()))?;
@@ -52,7 +76,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     let run = a.run.context("--run or --preset is required")?;
-    let s = afr_toolchain::export::export(&run, a.categories.as_deref(), &a.out, a.reference_out.as_deref(), &device)
+    let s = afr_toolchain::export::export(&run, categories.as_deref(), &a.out, a.reference_out.as_deref(), &device)
         .with_context(|| format!("exporting {}", run.display()))?;
     eprintln!(
         "wrote {} ({} nodes, {:.1} MB; categories {})",
