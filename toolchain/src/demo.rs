@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use afr_quantize::{ImageSet, Options, Precision};
+use afr_quantize::Precision;
 use afr_runtime::dataset::{Dataset, Format, Split};
 use afr_runtime::detector::Detector;
 use afr_runtime::report::Report;
@@ -19,6 +19,7 @@ use afr_runtime::{heatmap, image_io};
 use candle_core::Device;
 
 use crate::afr::AfrConfig;
+use crate::precisions::{self, EvalSettings, PrecisionResult};
 use crate::synth::{self, SynthConfig};
 use crate::train::trainer::{self, Observer, TrainOptions};
 
@@ -71,21 +72,6 @@ pub struct DemoSummary {
     pub markdown: PathBuf,
     /// fp32, fp16 and int8, in that order.
     pub precisions: Vec<PrecisionResult>,
-}
-
-/// One precision of the exported model, evaluated.
-#[derive(Debug)]
-pub struct PrecisionResult {
-    pub precision: Precision,
-    pub model: PathBuf,
-    /// File size (0 when the model could not be made).
-    pub bytes: u64,
-    /// The evaluation on the unseen category; `None` when the model could
-    /// not be made (`error` says why).
-    pub report: Option<Report>,
-    /// What afr-quantize did and measured (not for fp32).
-    pub quantization: Option<afr_quantize::Report>,
-    pub error: Option<String>,
 }
 
 /// Runs the demo into `out`; `step` is told what starts, `obs` follows training.
@@ -166,16 +152,19 @@ pub fn run(
 
     // The training images are the seen categories' test split (DESIGN.md section 2).
     let training = Dataset::open(&data, Format::Mvtec, Split::Test, Some(&seen))?;
-    let all: Vec<PathBuf> = training.samples.iter().map(|s| s.image.clone()).collect();
-    let picked = CALIBRATION_IMAGES.min(all.len());
-    let calibration = ImageSet {
-        paths: (0..picked).map(|i| all[i * all.len() / picked].clone()).collect(),
-        source: format!("spread over the {} training images", all.len()),
-    };
+    let calibration = precisions::spread_images(&training, CALIBRATION_IMAGES, "training images");
     for precision in [Precision::Fp16, Precision::Int8] {
         step(&format!("quantizing to {precision} and evaluating it in tract"));
         let t = Instant::now();
-        let result = quantized(&model, out, precision, &calibration, &held);
+        let result = precisions::quantized(
+            &model,
+            out,
+            precision,
+            Some(&calibration),
+            &held,
+            EvalSettings::default(),
+            |_, _| {},
+        );
         if let Some(e) = &result.error {
             step(&format!("no {precision} model: {e}"));
         }
@@ -232,10 +221,10 @@ pub fn run(
         calibration.paths.len(),
         calibration.source
     );
-    md.push_str(&side_by_side(&precisions, bytes));
+    md.push_str(&precisions::side_by_side(&precisions));
     let _ = writeln!(md, "\n## Metrics (percent)\n");
     for p in &precisions {
-        let _ = writeln!(md, "### {} (`{}`)\n", p.precision, file_name(&p.model));
+        let _ = writeln!(md, "### {} (`{}`)\n", p.precision, precisions::file_name(&p.model));
         match (&p.report, &p.error) {
             (Some(r), _) => {
                 let _ = writeln!(md, "{}", r.to_markdown());
@@ -260,98 +249,11 @@ pub fn run(
     Ok(DemoSummary { report, markdown, precisions })
 }
 
-/// `out/model.PRECISION.onnx` from the fp32 `model`, evaluated on `held`.
-/// A failure is recorded in the result, not returned: the demo still shows
-/// the other precisions.
-fn quantized(
-    model: &Path,
-    out: &Path,
-    precision: Precision,
-    calibration: &ImageSet,
-    held: &Dataset,
-) -> PrecisionResult {
-    let path = out.join(format!("model.{precision}.onnx"));
-    let made = (|| -> Result<(afr_quantize::Report, Report), String> {
-        let q = afr_quantize::quantize_with_images(
-            model,
-            &path,
-            &Options::new(precision),
-            Some(calibration.clone()),
-            &mut |_, _, _| {},
-        )
-        .map_err(|e| e.to_string())?;
-        let mut detector = Detector::load(&path).map_err(|e| e.to_string())?;
-        let results =
-            afr_runtime::evaluate::evaluate(&mut detector, held, true, |_, _| {}).map_err(|e| e.to_string())?;
-        let report = Report::new(path.display().to_string(), held.root.display().to_string(), results);
-        Ok((q, report))
-    })();
-    match made {
-        Ok((q, report)) => PrecisionResult {
-            precision,
-            bytes: q.bytes_after,
-            model: path,
-            report: Some(report),
-            quantization: Some(q),
-            error: None,
-        },
-        Err(e) => {
-            PrecisionResult { precision, model: path, bytes: 0, report: None, quantization: None, error: Some(e) }
-        }
-    }
-}
-
-fn file_name(path: &Path) -> String {
-    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
-}
-
-/// One row per precision: file, size, drift and the mean metrics.
-fn side_by_side(precisions: &[PrecisionResult], fp32_bytes: u64) -> String {
-    let percent = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.1}", 100.0 * v));
-    let mut md = String::from(
-        "| precision | file | size (MiB) | vs fp32 | map drift | score drift | image AUROC | pixel AUROC | AUPRO |\n\
-         |---|---|---:|---:|---:|---:|---:|---:|---:|\n",
-    );
-    for p in precisions {
-        let name = file_name(&p.model);
-        let Some(report) = &p.report else {
-            let _ = writeln!(md, "| {} | `{name}` | - | - | - | - | not produced | | |", p.precision);
-            continue;
-        };
-        let drift = p.quantization.as_ref().and_then(|q| q.drift.as_ref());
-        let (map, score) = drift.map_or(("-".into(), "-".into()), |d| {
-            (format!("{:.1e}", d.max_abs_map), format!("{:.1e}", d.max_abs_score))
-        });
-        let _ = writeln!(
-            md,
-            "| {} | `{name}` | {:.2} | {:.2} | {map} | {score} | {} | {} | {} |",
-            p.precision,
-            p.bytes as f64 / (1024.0 * 1024.0),
-            p.bytes as f64 / fp32_bytes.max(1) as f64,
-            percent(report.mean.image_auroc),
-            percent(report.mean.pixel_auroc),
-            percent(report.mean.aupro),
-        );
-    }
-    md
-}
-
 /// The fp32 evaluation as DESIGN.md section 3 lays it out, plus
 /// `"precisions": {"fp32"|"fp16"|"int8": {model, bytes, report | error, quantization}}`.
 fn write_json(path: &Path, fp32: &Report, precisions: &[PrecisionResult]) -> Result<(), DemoError> {
     let mut json: serde_json::Value = serde_json::to_value(fp32).map_err(|e| DemoError::Setup(e.to_string()))?;
-    let mut all = serde_json::Map::new();
-    for p in precisions {
-        let entry = serde_json::json!({
-            "model": p.model.display().to_string(),
-            "bytes": p.bytes,
-            "evaluation": p.report,
-            "quantization": p.quantization,
-            "error": p.error,
-        });
-        all.insert(p.precision.to_string(), entry);
-    }
-    json["precisions"] = serde_json::Value::Object(all);
+    json["precisions"] = precisions::to_json(precisions);
     let text = serde_json::to_string_pretty(&json).map_err(|e| DemoError::Setup(e.to_string()))?;
     afr_runtime::atomic::write_atomic(path, text.as_bytes())
         .map_err(|source| DemoError::Io { path: path.to_path_buf(), source })

@@ -3,10 +3,9 @@
 use std::path::PathBuf;
 
 use afr_toolchain::demo::{self, DemoOptions};
-use afr_toolchain::train::trainer::{EpochLog, Observer};
 use anyhow::Context;
 
-use crate::progress;
+use crate::progress::TrainingBar;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -27,29 +26,13 @@ pub struct Args {
     device: String,
 }
 
-struct Bar(indicatif::ProgressBar);
-
-impl Observer for Bar {
-    fn start(&mut self, total: usize, done: usize) {
-        self.0.set_length(total as u64);
-        self.0.set_position(done as u64);
-    }
-    fn batch(&mut self, _: usize, loss: f64) {
-        self.0.inc(1);
-        self.0.set_message(format!("loss {loss:.4}"));
-    }
-    fn epoch(&mut self, log: &EpochLog) {
-        self.0.set_message(format!("epoch {} loss {:.4}", log.epoch, log.loss));
-    }
-}
-
 pub fn run(a: Args) -> anyhow::Result<()> {
     let device = afr_toolchain::device::parse(&a.device).map_err(anyhow::Error::msg)?;
     let opts = DemoOptions { seed: a.seed, epochs: a.epochs, held_out: a.held_out, ..DemoOptions::default() };
-    let mut bar = Bar(progress::bar(0, "batches"));
+    let mut bar = TrainingBar::default();
     let summary = demo::run(&a.out, &opts, &device, &mut |s| eprintln!("demo: {s}"), &mut bar)
         .with_context(|| format!("running the demo in {}", a.out.display()))?;
-    bar.0.finish_and_clear();
+    bar.finish();
     println!("{}", summary.report.to_markdown());
     eprintln!("report: {}", summary.markdown.display());
     Ok(())

@@ -1,10 +1,12 @@
 //! `afr-toolchain`: AFR-CLIP's training-side command line.
 
+mod benchmark;
 mod demo;
 mod evaluate;
 mod export;
 mod inspect;
 mod progress;
+mod run_args;
 mod synth;
 mod train;
 
@@ -37,6 +39,9 @@ enum Command {
     Evaluate(evaluate::Args),
     /// Export a trained run's vision branch to ONNX (fp32), text prompts folded into tables.
     Export(export::Args),
+    /// The paper's zero-shot protocol in one command: train (or reuse a run), export with the
+    /// test categories, quantize, evaluate fp32 / fp16 / int8 in tract, print the paper's tables.
+    Benchmark(benchmark::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -47,5 +52,6 @@ fn main() -> anyhow::Result<()> {
         Command::Train(args) => train::run(args),
         Command::Evaluate(args) => evaluate::run(args),
         Command::Export(args) => export::run(args),
+        Command::Benchmark(args) => benchmark::run(args),
     }
 }
