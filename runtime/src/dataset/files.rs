@@ -48,6 +48,25 @@ pub(crate) fn subdirs(dir: &Path) -> Result<Vec<(String, PathBuf)>, DatasetError
         .collect())
 }
 
+/// `listed` (a path read from a dataset's index file) under `root`. The index is
+/// untrusted: an absolute path or a `..` would read files outside the dataset.
+pub(crate) fn inside_root(root: &Path, listed: &str) -> Result<PathBuf, String> {
+    use std::path::Component;
+    let rel = Path::new(listed);
+    for component in rel.components() {
+        match component {
+            Component::Normal(_) | Component::CurDir => {}
+            Component::ParentDir => {
+                return Err(format!("path {listed:?} contains `..`: listed paths must stay inside the dataset root"))
+            }
+            Component::RootDir | Component::Prefix(_) => {
+                return Err(format!("path {listed:?} is absolute: listed paths are relative to the dataset root"))
+            }
+        }
+    }
+    Ok(root.join(rel))
+}
+
 pub(crate) fn stem(path: &Path) -> String {
     path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
 }
@@ -121,4 +140,17 @@ pub(crate) fn anomalous_samples(
         out.push(Sample { image, mask, category: category.to_string(), anomalous: true, defect: defect.to_string() });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listed_paths_stay_inside_the_root() {
+        let root = Path::new("data");
+        assert_eq!(inside_root(root, "a/./b.png").unwrap(), root.join("a/./b.png"));
+        assert!(inside_root(root, "/etc/passwd").unwrap_err().contains("is absolute"));
+        assert!(inside_root(root, "a/../../b.png").unwrap_err().contains("`..`"));
+    }
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::{DatasetError, Listing, Sample, Split};
+use super::{files, DatasetError, Listing, Sample, Split};
 
 pub(crate) fn list(root: &Path, split: Split) -> Result<Listing, DatasetError> {
     let path = root.join("meta.json");
@@ -53,13 +53,13 @@ pub(crate) fn list(root: &Path, split: Split) -> Result<Listing, DatasetError> {
                 Some(Value::Number(n)) if n.as_f64() == Some(1.0) => true,
                 _ => return Err(json_err(format!("{at}.anomaly is not 0 or 1"))),
             };
-            let image = root.join(img);
+            let image = files::inside_root(root, img).map_err(|p| json_err(format!("{at}.img_path: {p}")))?;
             if !image.is_file() {
                 return Err(DatasetError::MissingImage { path: image, listed_in: path.clone() });
             }
             let mask = match text_field("mask_path")?.filter(|s| !s.is_empty()) {
                 Some(m) if anomalous => {
-                    let mask = root.join(m);
+                    let mask = files::inside_root(root, m).map_err(|p| json_err(format!("{at}.mask_path: {p}")))?;
                     if !mask.is_file() {
                         return Err(DatasetError::MissingListedMask { path: mask, listed_in: path.clone() });
                     }

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{DatasetError, Listing, Sample, Split};
+use super::{files, DatasetError, Listing, Sample, Split};
 
 const CSV: &str = "split_csv/1cls.csv";
 
@@ -51,13 +51,13 @@ pub(crate) fn list(root: &Path, split: Split) -> Result<Listing, DatasetError> {
             "anomaly" => true,
             other => return Err(csv_err(number, format!("label {other:?} is neither normal nor anomaly"))),
         };
-        let image = root.join(field(c_image)?);
+        let image = files::inside_root(root, field(c_image)?).map_err(|p| csv_err(number, format!("image: {p}")))?;
         if !image.is_file() {
             return Err(DatasetError::MissingImage { path: image, listed_in: path.clone() });
         }
         let mask_field = field(c_mask)?;
         let mask = if anomalous && !mask_field.is_empty() {
-            let mask = root.join(mask_field);
+            let mask = files::inside_root(root, mask_field).map_err(|p| csv_err(number, format!("mask: {p}")))?;
             if !mask.is_file() {
                 return Err(DatasetError::MissingListedMask { path: mask, listed_in: path.clone() });
             }
