@@ -59,12 +59,22 @@ impl Preset {
     fn parse(json: &str, origin: &str) -> Result<Self, PresetError> {
         let invalid = |message: String| PresetError::Invalid { path: origin.to_string(), message };
         let preset: Self = serde_json::from_str(json).map_err(|e| invalid(format!("not a preset: {e}")))?;
-        preset.validate().map_err(invalid)?;
+        preset.check().map_err(invalid)?;
         Ok(preset)
     }
 
-    fn validate(&self) -> Result<(), String> {
+    /// The shapes fit together (also checked for a preset stored in a run's config).
+    pub fn check(&self) -> Result<(), String> {
         let v = &self.clip.vision;
+        if v.patch_size == 0 || v.image_size == 0 || !v.image_size.is_multiple_of(v.patch_size) {
+            return Err(format!(
+                "clip.vision.image_size {} is not a positive multiple of the patch size {}",
+                v.image_size, v.patch_size
+            ));
+        }
+        if self.clip.text.context_length < 2 {
+            return Err("clip.text.context_length must hold at least the start and end tokens (2)".into());
+        }
         if self.input_size == 0 || !self.input_size.is_multiple_of(v.patch_size) {
             return Err(format!("input_size {} is not a multiple of the patch size {}", self.input_size, v.patch_size));
         }
@@ -126,6 +136,6 @@ mod tests {
         assert!(matches!(Preset::resolve("/nonexistent/p.json"), Err(PresetError::Invalid { .. })));
         let mut p = Preset::resolve("tiny").unwrap();
         p.input_size = 60;
-        assert!(p.validate().unwrap_err().contains("multiple of the patch size"));
+        assert!(p.check().unwrap_err().contains("multiple of the patch size"));
     }
 }

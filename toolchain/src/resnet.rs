@@ -211,6 +211,8 @@ impl ResNet {
                 .collect::<Result<Vec<_>>>()?;
             stages.push(stage);
         }
+        // The ImageNet classifier is the one part self prompting does without.
+        w.check_all_used(&["fc.weight", "fc.bias"])?;
         Ok(Self { stem, stages, cfg: cfg.clone() })
     }
 

@@ -40,6 +40,8 @@ pub enum WeightError {
     Dtype { origin: String, name: String, dtype: String },
     #[error("{origin}: {message}")]
     Invalid { origin: String, message: String },
+    #[error("{origin}: {count} tensors are not used by the preset{hint}, e.g. {examples:?}; do the weights match the preset?")]
+    Unused { origin: String, count: usize, hint: String, examples: Vec<String> },
     #[error("bad weight spec `{0}`: expected a file path or `random:SEED`")]
     Spec(String),
     #[error(transparent)]
@@ -182,6 +184,23 @@ impl Weights {
         self.names().into_iter().filter(|n| !used.contains(n) && !n.ends_with("num_batches_tracked")).collect()
     }
 
+    /// Every tensor of the file was used, but for `ignorable` ones (names under the
+    /// prefix, e.g. a classifier head the model has no use for). A file with more
+    /// layers or blocks than the preset would otherwise load and compute the wrong thing.
+    pub fn check_all_used(&self, ignorable: &[&str]) -> Result<()> {
+        let ignorable: Vec<String> = ignorable.iter().map(|n| self.full(n)).collect();
+        let leftovers: Vec<String> = self.unused().into_iter().filter(|n| !ignorable.contains(n)).collect();
+        if leftovers.is_empty() {
+            return Ok(());
+        }
+        Err(WeightError::Unused {
+            origin: self.origin(),
+            count: leftovers.len(),
+            hint: stack_hint(&leftovers, &self.names(), &self.used.borrow()),
+            examples: leftovers.into_iter().take(3).collect(),
+        })
+    }
+
     fn full(&self, name: &str) -> String {
         format!("{}{}", self.prefix, name)
     }
@@ -261,6 +280,40 @@ fn missing_hint(metadata: &Metadata, name: &str) -> String {
     }
 }
 
+/// `visual.transformer.resblocks.5.attn.in_proj_weight` -> (`visual.transformer.resblocks`, 5):
+/// the stack of numbered layers (or blocks) a tensor belongs to.
+fn stack_of(name: &str) -> Option<(&str, usize)> {
+    let mut start = 0;
+    for part in name.split('.') {
+        if let Ok(i) = part.parse::<usize>() {
+            return Some((name[..start].strip_suffix('.')?, i));
+        }
+        start += part.len() + 1;
+    }
+    None
+}
+
+/// For the stacks the leftovers belong to: how many layers the file has and the preset used,
+/// e.g. " (the file has 5 layers in visual.transformer.resblocks, the preset 4)".
+fn stack_hint(leftovers: &[String], all: &[String], used: &BTreeSet<String>) -> String {
+    let count = |names: &mut dyn Iterator<Item = &String>, stack: &str| {
+        names.filter_map(|n| stack_of(n)).filter(|(s, _)| *s == stack).map(|(_, i)| i + 1).max().unwrap_or(0)
+    };
+    let stacks: BTreeSet<&str> = leftovers.iter().filter_map(|n| stack_of(n)).map(|(s, _)| s).collect();
+    let parts: Vec<String> = stacks
+        .into_iter()
+        .map(|stack| {
+            let (file, preset) = (count(&mut all.iter(), stack), count(&mut used.iter(), stack));
+            format!("the file has {file} layers in {stack}, the preset {preset}")
+        })
+        .collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", parts.join("; "))
+    }
+}
+
 fn decode_f32(bytes: &[u8], dtype: Dtype) -> Option<Vec<f32>> {
     let v = match dtype {
         Dtype::F32 => bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
@@ -325,6 +378,20 @@ mod tests {
         let z = Weights::random(8, &dev).get("x", &[3, 4], Init::Normal(1.0)).unwrap();
         assert_ne!(x.to_vec2::<f32>().unwrap(), z.to_vec2::<f32>().unwrap());
         assert_eq!(a.loaded(), (1, 12));
+    }
+
+    #[test]
+    fn leftovers_name_the_stack_and_both_layer_counts() {
+        assert_eq!(
+            stack_of("visual.transformer.resblocks.5.attn.in_proj_weight"),
+            Some(("visual.transformer.resblocks", 5))
+        );
+        assert_eq!(stack_of("layer1.0.conv1.weight"), Some(("layer1", 0)));
+        assert_eq!(stack_of("logit_scale"), None);
+        let all: Vec<String> = (0..5).map(|i| format!("t.blocks.{i}.w")).collect();
+        let used: BTreeSet<String> = all[..4].iter().cloned().collect();
+        let hint = stack_hint(&all[4..], &all, &used);
+        assert_eq!(hint, " (the file has 5 layers in t.blocks, the preset 4)");
     }
 
     #[test]

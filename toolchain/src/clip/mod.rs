@@ -73,13 +73,27 @@ impl Clip {
     pub fn load(w: &Weights, cfg: &ClipConfig) -> Result<Self> {
         let naming = Naming::detect(w)?;
         check_config(w, naming, cfg)?;
-        Ok(Self {
+        let clip = Self {
             vision: VisionTransformer::load(w, naming, cfg)?,
             text: TextTransformer::load(w, naming, cfg)?,
             naming,
-        })
+        };
+        w.check_all_used(&UNUSED_BY_DESIGN)?;
+        Ok(clip)
     }
 }
+
+/// Tensors of CLIP checkpoints that AFR-CLIP has no use for: the contrastive
+/// temperature, Hugging Face's position-id buffers, the scalars OpenAI's JIT
+/// state dicts carry.
+pub const UNUSED_BY_DESIGN: [&str; 6] = [
+    "logit_scale",
+    "vision_model.embeddings.position_ids",
+    "text_model.embeddings.position_ids",
+    "input_resolution",
+    "context_length",
+    "vocab_size",
+];
 
 /// A Hugging Face checkpoint's `config.json` beside the weights, when there is
 /// one, must describe the same architecture as the preset: shapes alone miss a

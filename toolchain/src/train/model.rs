@@ -20,6 +20,11 @@ pub enum BuildError {
     Run(#[from] super::run::RunError),
     #[error("{spec}: the file changed since training (sha256 {found}, the run recorded {recorded})")]
     Digest { spec: String, found: String, recorded: String },
+    #[error(
+        "{origin}: the text model's vocabulary has {vocab} tokens but the tokenizer's ids go up to {max_id} \
+         (preset {preset}: clip.text.vocab_size must be at least {needed})"
+    )]
+    Vocabulary { origin: String, preset: String, vocab: usize, max_id: usize, needed: usize },
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
 }
@@ -37,10 +42,23 @@ fn open(w: &WeightRef, device: &Device) -> Result<Weights, BuildError> {
 /// The model of `cfg` with stateless prompts for `categories` (plus `object`),
 /// and its trainable parameters at their initial values.
 pub fn build(cfg: &RunConfig, categories: &[String], device: &Device) -> Result<(AfrClip, ParamStore), BuildError> {
-    let clip = Clip::load(&open(&cfg.clip, device)?, &cfg.preset.clip)?;
+    let cw = open(&cfg.clip, device)?;
+    let clip = Clip::load(&cw, &cfg.preset.clip)?;
     let mut rw = open(&cfg.resnet, device)?;
     let resnet = ResNet::load(&mut rw, &cfg.preset.resnet)?;
-    let tables = TextTables::encode(&clip.text, &Tokenizer::openai(), &cfg.prompts, categories, device)?;
+    let tokenizer = Tokenizer::openai();
+    // Checked here rather than met as an invalid index in the first text forward pass.
+    let vocab = cfg.preset.clip.text.vocab_size;
+    if tokenizer.vocab_size() > vocab {
+        return Err(BuildError::Vocabulary {
+            origin: cw.origin(),
+            preset: cfg.preset.name.clone(),
+            vocab,
+            max_id: tokenizer.vocab_size() - 1,
+            needed: tokenizer.vocab_size(),
+        });
+    }
+    let tables = TextTables::encode(&clip.text, &tokenizer, &cfg.prompts, categories, device)?;
     let mut params = ParamStore::new(cfg.train.seed, device);
     let model = AfrClip::new(&cfg.preset, &cfg.afr, clip.vision, resnet, tables, &mut params, device)?;
     Ok((model, params))
