@@ -55,7 +55,8 @@ fn parity(label: &str, afr: AfrConfig) -> (f32, f32) {
     assert_eq!(model.metadata("afr.categories"), Some("fabric,washer,object"));
     assert_eq!(model.metadata("afr.input_size"), Some("64"));
     assert_eq!(model.metadata("afr.precision"), Some("fp32"));
-    let sha = afr_toolchain::train::run::sha256_file(&run.join("checkpoint.safetensors")).unwrap();
+    let checkpoint = afr_toolchain::train::run::RunConfig::read(&run).unwrap().checkpoint;
+    let sha = afr_toolchain::train::run::sha256_file(&run.join(checkpoint)).unwrap();
     assert_eq!(model.metadata("afr.source_sha256"), Some(sha.as_str()));
 
     let plan = tract_onnx::onnx().model_for_path(&onnx).unwrap().into_optimized().unwrap().into_runnable().unwrap();

@@ -77,8 +77,9 @@ fn a_resumed_run_equals_an_uninterrupted_one() {
 
     assert_same_losses(&whole, &parts, 3);
     let cfg = RunConfig::read(&whole).unwrap();
-    let ta = run::load_tensors(&whole, run::CHECKPOINT, &cfg, &dev).unwrap();
-    let tb = run::load_tensors(&parts, run::CHECKPOINT, &RunConfig::read(&parts).unwrap(), &dev).unwrap();
+    let ta = run::load_tensors(&whole, &cfg.checkpoint, &cfg, &dev).unwrap();
+    let cfg_b = RunConfig::read(&parts).unwrap();
+    let tb = run::load_tensors(&parts, &cfg_b.checkpoint, &cfg_b, &dev).unwrap();
     for (name, t) in &ta {
         let d = (t - &tb[name]).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
         assert!(d <= 1e-6, "{name} differs by {d}");
@@ -115,7 +116,7 @@ fn a_step_changes_every_trainable_tensor_and_no_frozen_one() {
     let initial = params.tensors();
     let px = Tensor::randn(0f32, 1.0, (1, 3, 64, 64), &dev).unwrap();
     let frozen_before = (model.vision().hidden_states(&px, None).unwrap(), model.resnet().pooled(&px).unwrap());
-    let trained = run::load_tensors(&out, run::CHECKPOINT, &cfg, &dev).unwrap();
+    let trained = run::load_tensors(&out, &cfg.checkpoint, &cfg, &dev).unwrap();
     assert_eq!(trained.len(), initial.len());
     for (name, t0) in &initial {
         let d = (t0 - &trained[name]).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
@@ -142,8 +143,9 @@ fn a_run_directory_is_not_overwritten() {
     let data = synth(dir.path());
     let out = dir.path().join("run");
     trainer::start(&options(&data, 1), &out, &Device::Cpu, &AtomicBool::new(false), &mut ()).unwrap();
-    let before = std::fs::read(out.join(run::CHECKPOINT)).unwrap();
+    let checkpoint = out.join(RunConfig::read(&out).unwrap().checkpoint);
+    let before = std::fs::read(&checkpoint).unwrap();
     let err = trainer::start(&options(&data, 1), &out, &Device::Cpu, &AtomicBool::new(false), &mut ()).unwrap_err();
     assert!(err.to_string().contains("already holds a run"), "{err}");
-    assert_eq!(before, std::fs::read(out.join(run::CHECKPOINT)).unwrap());
+    assert_eq!(before, std::fs::read(&checkpoint).unwrap());
 }

@@ -6,3 +6,4 @@ pub mod loss;
 pub mod model;
 pub mod run;
 pub mod trainer;
+pub mod transaction;

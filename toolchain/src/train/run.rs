@@ -2,9 +2,13 @@
 //! the trainable tensors, `optimizer.safetensors` the Adam state, and
 //! `config.json` everything needed to rebuild the model and resume: the
 //! preset, the AFR switches, the weight files with their sha256, the prompts,
-//! the categories seen and how far training got. Every file is written to a
-//! temporary name and renamed, and the two tensor files carry the progress
-//! they belong to, so a run killed between renames is detected on resume.
+//! the categories seen, how far training got and the log of every epoch.
+//! A save is one transaction (`transaction.rs`): the tensor files of each
+//! state have their own names (`checkpoint.N.safetensors`), and the rename of
+//! `config.json`, which names them, commits it. The tensor files also carry the
+//! progress they belong to, so a mix of states is refused, never trained on.
+//! `log.jsonl` is rewritten from the log in `config.json` after each commit and
+//! on resume. Runs saved before (fixed file names, no log in the config) load.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
@@ -18,9 +22,13 @@ use crate::afr::prompts::PromptSet;
 use crate::afr::AfrConfig;
 use crate::preset::Preset;
 
+use super::transaction::{self, Transaction};
+
 pub const CONFIG: &str = "config.json";
-pub const CHECKPOINT: &str = "checkpoint.safetensors";
-pub const OPTIMIZER: &str = "optimizer.safetensors";
+pub const LOG: &str = "log.jsonl";
+/// The tensor files' names before the first save; each save numbers its own.
+const CHECKPOINT: &str = "checkpoint.safetensors";
+const OPTIMIZER: &str = "optimizer.safetensors";
 const FORMAT_VERSION: u32 = 1;
 
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +94,26 @@ pub struct TrainSettings {
     pub seed: u64,
 }
 
+impl TrainSettings {
+    /// What is out of range; `name` turns a field (`batch_size`) into what the
+    /// user wrote (`--batch-size`, or `train.batch_size` in a run's config).
+    pub fn check(&self, name: impl Fn(&str) -> String) -> Result<(), String> {
+        for (field, value) in [("epochs", self.epochs), ("batch_size", self.batch_size)] {
+            if value == 0 {
+                return Err(format!("{} is 0; it must be at least 1", name(field)));
+            }
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(format!("{} is {}; it must be a number > 0", name("lr"), self.lr));
+        }
+        let (b1, b2) = self.betas;
+        if !((0.0..1.0).contains(&b1) && (0.0..1.0).contains(&b2)) {
+            return Err(format!("{} are {b1},{b2}; each must be in [0, 1)", name("betas")));
+        }
+        Ok(())
+    }
+}
+
 /// How far training got: `epoch` epochs are complete, and `batch` batches of
 /// the next one (non-zero only after an interruption).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -109,8 +137,27 @@ pub struct RunConfig {
     pub categories: Vec<String>,
     pub train: TrainSettings,
     pub progress: Progress,
+    /// The tensor files of this state, in the run directory.
     pub checkpoint: String,
     pub optimizer: String,
+    /// How many states were saved (0 in runs saved before states were numbered).
+    #[serde(default)]
+    pub state: u64,
+    /// One entry per completed epoch; `log.jsonl` shows the same.
+    #[serde(default)]
+    pub log: Vec<EpochLog>,
+}
+
+/// One line of `log.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochLog {
+    pub epoch: usize,
+    pub loss: f64,
+    pub image_loss: f64,
+    pub pixel_loss: f64,
+    pub lr: f64,
+    pub seconds: f64,
+    pub images_per_s: f64,
 }
 
 impl RunConfig {
@@ -135,22 +182,45 @@ impl RunConfig {
             progress: Progress::default(),
             checkpoint: CHECKPOINT.into(),
             optimizer: OPTIMIZER.into(),
+            state: 0,
+            log: Vec::new(),
         }
     }
 
+    /// The run's configuration, every field checked before anything uses it.
     pub fn read(run: &Path) -> Result<Self, RunError> {
         let path = run.join(CONFIG);
         let text = std::fs::read_to_string(&path).map_err(io(&path))?;
-        let cfg: Self = serde_json::from_str(&text)
+        let mut cfg: Self = serde_json::from_str(&text)
             .map_err(|e| RunError::Invalid { path: path.clone(), message: format!("not a run configuration: {e}") })?;
-        if cfg.format_version != FORMAT_VERSION {
-            return Err(RunError::Invalid {
-                path,
-                message: format!("format version {} (this build reads {FORMAT_VERSION})", cfg.format_version),
-            });
+        cfg.check().map_err(|message| RunError::Invalid { path, message })?;
+        if cfg.log.is_empty() && cfg.progress.epoch > 0 {
+            // A run saved before the log moved into config.json: its log.jsonl, up to the state.
+            cfg.log = read_log_file(run).into_iter().take(cfg.progress.epoch).collect();
         }
-        cfg.afr.check().map_err(|message| RunError::Invalid { path, message: format!("afr: {message}") })?;
         Ok(cfg)
+    }
+
+    /// What is wrong with the configuration, naming the field.
+    fn check(&self) -> Result<(), String> {
+        if self.format_version != FORMAT_VERSION {
+            return Err(format!("format version {} (this build reads {FORMAT_VERSION})", self.format_version));
+        }
+        self.afr.check().map_err(|message| format!("afr: {message}"))?;
+        self.preset.check().map_err(|message| format!("preset: {message}"))?;
+        self.train.check(|field| format!("train.{field}"))?;
+        if self.categories.is_empty() || self.categories.iter().any(|c| c.is_empty()) {
+            return Err(format!("categories {:?}: a run needs at least one category, each named", self.categories));
+        }
+        for (field, name) in [("checkpoint", &self.checkpoint), ("optimizer", &self.optimizer)] {
+            if Path::new(name).file_name().and_then(|n| n.to_str()) != Some(name.as_str()) || name == ".." {
+                return Err(format!("{field} is {name:?}; it must be a file name inside the run directory"));
+            }
+        }
+        if self.log.len() > self.progress.epoch {
+            return Err(format!("log has {} epochs but progress.epoch is {}", self.log.len(), self.progress.epoch));
+        }
+        Ok(())
     }
 
     /// The progress stamp the tensor files carry.
@@ -159,35 +229,77 @@ impl RunConfig {
     }
 }
 
-/// Saves tensors, optimizer state and config, each atomically, config last.
+/// Saves the trainable tensors, the optimizer state and the configuration as
+/// one transaction: the run is at the previous state or at this one, whatever
+/// stops the process or fills the disk. On success `cfg` names the new files.
 pub fn save(
     run: &Path,
-    cfg: &RunConfig,
+    cfg: &mut RunConfig,
     params: &BTreeMap<String, Tensor>,
     optimizer: &HashMap<String, Tensor>,
 ) -> Result<(), RunError> {
-    std::fs::create_dir_all(run).map_err(io(run))?;
-    let meta = HashMap::from([("afr.progress".to_string(), cfg.stamp())]);
-    write_tensors(&run.join(&cfg.checkpoint), params.iter(), &meta)?;
-    write_tensors(&run.join(&cfg.optimizer), optimizer.iter(), &meta)?;
+    let mut next = cfg.clone();
+    next.state += 1;
+    next.checkpoint = format!("checkpoint.{}.safetensors", next.state);
+    next.optimizer = format!("optimizer.{}.safetensors", next.state);
+    let meta = HashMap::from([("afr.progress".to_string(), next.stamp())]);
+    let mut tx = Transaction::begin(run).map_err(io(run))?;
+    for (name, tensors) in [
+        (&next.checkpoint, tensor_bytes(params.iter(), &meta)),
+        (&next.optimizer, tensor_bytes(optimizer.iter(), &meta)),
+    ] {
+        let path = run.join(name);
+        let bytes = tensors.map_err(|message| RunError::Invalid { path: path.clone(), message })?;
+        tx.write(name, &bytes).map_err(io(&path))?;
+    }
     let path = run.join(CONFIG);
-    let json = serde_json::to_string_pretty(cfg).expect("config serialises");
-    afr_runtime::atomic::write_atomic(&path, json.as_bytes()).map_err(io(&path))
+    let json = serde_json::to_string_pretty(&next).expect("config serialises");
+    tx.commit(CONFIG, json.as_bytes(), is_state_file).map_err(io(&path))?;
+    *cfg = next;
+    write_log(run, &cfg.log)
 }
 
-fn write_tensors<'a>(
-    path: &Path,
+/// Puts a run's directory in agreement with its committed state after a save
+/// that was stopped: removes the files of other states and rewrites the log.
+pub fn recover(run: &Path, cfg: &RunConfig) -> Result<(), RunError> {
+    transaction::sweep(run, &[&cfg.checkpoint, &cfg.optimizer], is_state_file).map_err(io(run))?;
+    write_log(run, &cfg.log)
+}
+
+/// Files a save replaces: tensor files of any state, and temporaries a killed save left.
+fn is_state_file(name: &str) -> bool {
+    let bare = name.strip_prefix('.').unwrap_or(name);
+    let tensors = (bare.starts_with("checkpoint.") || bare.starts_with("optimizer.")) && bare.contains(".safetensors");
+    let temporary =
+        name.starts_with('.') && name.contains(".tmp") && (bare.starts_with(CONFIG) || bare.starts_with(LOG));
+    tensors || temporary
+}
+
+/// Rewrites `log.jsonl` to show `log`, one line per epoch.
+pub fn write_log(run: &Path, log: &[EpochLog]) -> Result<(), RunError> {
+    let text: String = log.iter().map(|l| serde_json::to_string(l).expect("log serialises") + "\n").collect();
+    let path = run.join(LOG);
+    transaction::write_synced(&path, text.as_bytes()).map_err(io(&path))
+}
+
+/// The lines of `log.jsonl` that parse (a run saved before the log moved into its config).
+fn read_log_file(run: &Path) -> Vec<EpochLog> {
+    std::fs::read_to_string(run.join(LOG))
+        .unwrap_or_default()
+        .lines()
+        .map_while(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn tensor_bytes<'a>(
     tensors: impl Iterator<Item = (&'a String, &'a Tensor)>,
     meta: &HashMap<String, String>,
-) -> Result<(), RunError> {
-    let invalid = |message: String| RunError::Invalid { path: path.to_path_buf(), message };
+) -> Result<Vec<u8>, String> {
     let owned: Vec<(String, Tensor)> = tensors
         .map(|(k, t)| Ok((k.clone(), t.to_device(&Device::Cpu)?.contiguous()?)))
         .collect::<candle_core::Result<_>>()
-        .map_err(|e| invalid(e.to_string()))?;
-    let bytes = safetensors::serialize(owned.iter().map(|(k, t)| (k.as_str(), t)), Some(meta.clone()))
-        .map_err(|e| invalid(e.to_string()))?;
-    afr_runtime::atomic::write_atomic(path, &bytes).map_err(io(path))
+        .map_err(|e| e.to_string())?;
+    safetensors::serialize(owned.iter().map(|(k, t)| (k.as_str(), t)), Some(meta.clone())).map_err(|e| e.to_string())
 }
 
 /// Reads a tensor file of the run, checking it belongs to `cfg`'s progress.

@@ -14,11 +14,11 @@ use candle_core::{Device, Tensor};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use serde::Serialize;
 
 use super::adam::{Adam, AdamConfig};
 use super::data::ImageLoader;
 use super::loss::{bce_loss, stage_loss};
+pub use super::run::EpochLog;
 use super::run::{self, RunConfig, TrainSettings, WeightRef};
 use crate::afr::prompts::PromptSet;
 use crate::afr::{AfrClip, AfrConfig, AfrOutput};
@@ -65,18 +65,6 @@ pub struct TrainOptions {
     pub seed: u64,
 }
 
-/// One line of `log.jsonl`.
-#[derive(Debug, Clone, Serialize)]
-pub struct EpochLog {
-    pub epoch: usize,
-    pub loss: f64,
-    pub image_loss: f64,
-    pub pixel_loss: f64,
-    pub lr: f64,
-    pub seconds: f64,
-    pub images_per_s: f64,
-}
-
 /// Hooks for a progress display.
 pub trait Observer {
     fn start(&mut self, _total_batches: usize, _done: usize) {}
@@ -100,16 +88,34 @@ pub fn start(
     stop: &AtomicBool,
     obs: &mut dyn Observer,
 ) -> Result<Outcome, TrainError> {
+    let settings = TrainSettings {
+        data: opts.data.clone(),
+        format: opts.format.name().to_string(),
+        epochs: opts.epochs,
+        batch_size: opts.batch_size,
+        lr: opts.lr,
+        betas: opts.betas,
+        seed: opts.seed,
+    };
+    settings.check(|field| format!("--{}", field.replace('_', "-"))).map_err(TrainError::Setup)?;
+    opts.afr.check().map_err(TrainError::Setup)?;
+    if let Some(names) = &opts.categories {
+        if names.is_empty() || names.iter().any(|n| n.trim().is_empty()) {
+            return Err(TrainError::Setup(format!(
+                "--categories {:?} holds an empty name; give names separated by commas, e.g. fabric,washer",
+                names.join(",")
+            )));
+        }
+    }
+    if out.exists() && !out.is_dir() {
+        return Err(TrainError::Setup(format!("{}: is a file; --out names the run's directory", out.display())));
+    }
     if out.join(run::CONFIG).exists() {
         return Err(TrainError::Setup(format!(
             "{} already holds a run; use --resume to continue it or choose another --out",
             out.display()
         )));
     }
-    if opts.epochs == 0 || opts.batch_size == 0 {
-        return Err(TrainError::Setup("--epochs and --batch-size must be at least 1".into()));
-    }
-    opts.afr.check().map_err(TrainError::Setup)?;
     let preset = Preset::resolve(&opts.preset).map_err(|e| TrainError::Setup(e.to_string()))?;
     let prompts = match &opts.prompts {
         Some(p) => PromptSet::from_file(p).map_err(|e| TrainError::Setup(e.to_string()))?,
@@ -123,20 +129,12 @@ pub fn start(
         WeightRef::new(&opts.resnet)?,
         prompts,
         data.categories(),
-        TrainSettings {
-            data: opts.data.clone(),
-            format: opts.format.name().to_string(),
-            epochs: opts.epochs,
-            batch_size: opts.batch_size,
-            lr: opts.lr,
-            betas: opts.betas,
-            seed: opts.seed,
-        },
+        settings,
     );
     let (model, params) = super::model::build(&cfg, &cfg.categories, device)?;
     let mut adam = Adam::new(params.named_vars(), adam_config(&cfg))?;
-    run::save(out, &cfg, &params.tensors(), &adam.export_state()?)?;
-    let _ = std::fs::remove_file(out.join("log.jsonl"));
+    let mut cfg = cfg;
+    run::save(out, &mut cfg, &params.tensors(), &adam.export_state()?)?;
     train_loop(cfg, &model, &params, &mut adam, &data, out, device, stop, obs)
 }
 
@@ -150,6 +148,13 @@ pub fn resume(
     stop: &AtomicBool,
     obs: &mut dyn Observer,
 ) -> Result<Outcome, TrainError> {
+    if !run_dir.join(run::CONFIG).is_file() {
+        return Err(TrainError::Setup(format!(
+            "{}: no run to resume (no {}); start one without --resume",
+            run_dir.display(),
+            run::CONFIG
+        )));
+    }
     let mut cfg = RunConfig::read(run_dir)?;
     if let Some(epochs) = epochs {
         let started = cfg.progress.epoch + usize::from(cfg.progress.batch > 0);
@@ -170,6 +175,8 @@ pub fn resume(
         .map_err(|e| TrainError::Setup(e.to_string()))?;
     let mut adam = Adam::new(params.named_vars(), adam_config(&cfg))?;
     adam.import_state(&run::load_tensors(run_dir, &cfg.optimizer, &cfg, device)?)?;
+    // A save stopped after its commit may have left the previous state's files, or a log one epoch short.
+    run::recover(run_dir, &cfg)?;
     train_loop(cfg, &model, &params, &mut adam, &data, run_dir, device, stop, obs)
 }
 
@@ -230,7 +237,7 @@ fn train_loop(
             obs.batch(epoch, value as f64);
             if stop.load(Ordering::SeqCst) && b + 1 < batches {
                 *cfg.progress.partial.get_mut("seconds").unwrap() += started.elapsed().as_secs_f64();
-                run::save(out, &cfg, &params.tensors(), &adam.export_state()?)?;
+                run::save(out, &mut cfg, &params.tensors(), &adam.export_state()?)?;
                 return Ok(Outcome::Interrupted { epoch, batch: b + 1 });
             }
         }
@@ -248,8 +255,8 @@ fn train_loop(
         };
         cfg.progress.epoch += 1;
         cfg.progress.batch = 0;
-        run::save(out, &cfg, &params.tensors(), &adam.export_state()?)?;
-        append_log(&out.join("log.jsonl"), &log)?;
+        cfg.log.push(log.clone());
+        run::save(out, &mut cfg, &params.tensors(), &adam.export_state()?)?;
         obs.epoch(&log);
         if stop.load(Ordering::SeqCst) && cfg.progress.epoch < cfg.train.epochs {
             return Ok(Outcome::Interrupted { epoch: cfg.progress.epoch, batch: 0 });
@@ -275,21 +282,9 @@ fn losses(out: &AfrOutput, batch: &super::data::Batch, size: usize) -> Result<(T
     Ok((image, pixel))
 }
 
-fn append_log(path: &Path, log: &EpochLog) -> Result<(), TrainError> {
-    use std::io::Write;
-    let line = serde_json::to_string(log).expect("log serialises");
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|source| run::RunError::Io { path: path.to_path_buf(), source })?;
-    writeln!(f, "{line}").map_err(|source| run::RunError::Io { path: path.to_path_buf(), source })?;
-    Ok(())
-}
-
 /// The per-epoch log of a run.
 pub fn read_log(run_dir: &Path) -> Vec<BTreeMap<String, f64>> {
-    std::fs::read_to_string(run_dir.join("log.jsonl"))
+    std::fs::read_to_string(run_dir.join(run::LOG))
         .unwrap_or_default()
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())

@@ -38,13 +38,21 @@ pub fn scratch_dir(test: &str) -> PathBuf {
     dir
 }
 
-/// A small synthetic MVTec-layout set (fabric and washer, 32 px) under `dir/data`.
-pub fn tiny_synth(dir: &std::path::Path, test_good: usize) -> PathBuf {
-    let data = dir.join("data");
+/// A synthetic MVTec-layout set of `categories` at `size` px under `dir/name`: `test_good`
+/// normal images and one per defect type in each category's test split.
+pub fn synth_set(
+    dir: &std::path::Path,
+    name: &str,
+    seed: u64,
+    size: u32,
+    categories: &[&str],
+    test_good: usize,
+) -> PathBuf {
+    let data = dir.join(name);
     let cfg = afr_toolchain::synth::SynthConfig {
-        seed: 1,
-        size: 32,
-        categories: Some(vec!["fabric".into(), "washer".into()]),
+        seed,
+        size,
+        categories: Some(categories.iter().map(|c| c.to_string()).collect()),
         train_good: 0,
         test_good,
         test_bad_per_defect: 1,
@@ -53,20 +61,15 @@ pub fn tiny_synth(dir: &std::path::Path, test_good: usize) -> PathBuf {
     data
 }
 
+/// A small synthetic MVTec-layout set (fabric and washer, 32 px) under `dir/data`.
+pub fn tiny_synth(dir: &std::path::Path, test_good: usize) -> PathBuf {
+    synth_set(dir, "data", 1, 32, &["fabric", "washer"], test_good)
+}
+
 /// Another synthetic set (wood and bolt, 32 px) under `dir/unseen`: categories a run
 /// trained on `tiny_synth` never saw.
 pub fn unseen_synth(dir: &std::path::Path) -> PathBuf {
-    let data = dir.join("unseen");
-    let cfg = afr_toolchain::synth::SynthConfig {
-        seed: 2,
-        size: 32,
-        categories: Some(vec!["wood".into(), "bolt".into()]),
-        train_good: 0,
-        test_good: 2,
-        test_bad_per_defect: 1,
-    };
-    afr_toolchain::synth::generate(&data, &cfg, |_, _| {}).unwrap();
-    data
+    synth_set(dir, "unseen", 2, 32, &["wood", "bolt"], 2)
 }
 
 /// Training options for the tiny preset with random backbones on `data`.

@@ -35,14 +35,14 @@ pub struct NewRun {
     /// benchmark's run in its --out) trains on to this total.
     #[arg(long)]
     pub epochs: Option<usize>,
-    /// Images per training step.
+    /// Images per training step (at least 1).
     #[arg(long, default_value_t = 4)]
     batch_size: usize,
-    /// Base learning rate; epoch e uses lr / (e + 1).
-    #[arg(long, default_value_t = 1e-3)]
+    /// Base learning rate (> 0); epoch e uses lr / (e + 1).
+    #[arg(long, default_value_t = 1e-3, allow_negative_numbers = true)]
     lr: f64,
-    /// Adam betas as b1,b2 (AnomalyCLIP and APRIL-GAN use 0.5,0.999).
-    #[arg(long, value_delimiter = ',', default_values_t = [0.9, 0.999])]
+    /// Adam betas as b1,b2, each in [0, 1) (AnomalyCLIP and APRIL-GAN use 0.5,0.999).
+    #[arg(long, value_delimiter = ',', default_values_t = [0.9, 0.999], allow_negative_numbers = true)]
     betas: Vec<f64>,
     /// Seed of the trainable initialisation and the batch order.
     #[arg(long, default_value_t = 0)]
@@ -71,8 +71,8 @@ pub struct AfrArgs {
     /// Turn CMFR off: image-text cosine scoring (the paper's Table 3, row 1).
     #[arg(long)]
     no_cmfr: bool,
-    /// Softmax temperature of the scoring.
-    #[arg(long, default_value_t = 0.07)]
+    /// Softmax temperature of the scoring (> 0).
+    #[arg(long, default_value_t = 0.07, allow_negative_numbers = true)]
     tau: f64,
 }
 
