@@ -70,6 +70,19 @@ bind() { # bind SRC DEST_IN_CHROOT
   mount --bind "$1" "$chroot_dir$2"
   mounts+=("$chroot_dir$2")
 }
+# One run at a time per cache: runs share the chroot and its mounts.
+mkdir -p "$cache"
+exec 9>"$cache/.lock"
+flock -n 9 || die "another run holds $cache/.lock"
+
+# Mounts under the chroot left by a run that was killed (a trap cannot run on
+# SIGKILL): unmounted before anything else, since removing the chroot with the
+# repository still bound into it would remove the repository.
+stale_mounts() { awk -v d="$chroot_dir/" 'index($2, d) == 1 { print $2 }' /proc/mounts | sort -r; }
+for m in $(stale_mounts); do
+  echo "chroot: unmounting $m, left by an earlier run"
+  umount "$m" 2>/dev/null || umount -l "$m" || die "could not unmount $m"
+done
 in_chroot() { chroot "$chroot_dir" /usr/bin/env -i HOME=/root PATH=/usr/bin:/bin:/usr/sbin:/sbin LANG=C.UTF-8 "$@"; }
 
 make_chroot() {
@@ -83,6 +96,7 @@ make_chroot() {
   }
   local script=/usr/share/debootstrap/scripts/sid # forky is testing: sid's script
   [ -f "$script" ] || die "debootstrap has no script $script"
+  [ -z "$(stale_mounts)" ] || die "mounts under $chroot_dir: $(stale_mounts | tr '\n' ' ')"
   rm -rf "$chroot_dir"
   mkdir -p "$cache"
   debootstrap --variant=minbase "$suite" "$chroot_dir" "$mirror" "$script" \
@@ -104,8 +118,8 @@ make_chroot() {
 
 step "chroot (Debian $suite)"
 make_chroot
-in_chroot rustc --version
-in_chroot cargo --version
+in_chroot rustc --version || die "$chroot_dir: no working rustc in the chroot (remove the folder to make it again)"
+in_chroot cargo --version || die "$chroot_dir: no working cargo in the chroot (remove the folder to make it again)"
 [ "$chroot_only" = 1 ] && { step ""; printf '%s\n' "${timings[@]}"; exit 0; }
 
 triple=aarch64-unknown-linux-gnu
