@@ -3,9 +3,9 @@
 # runs its tests under qemu-aarch64 on two emulated CPUs, and checks that
 # `afr score --raw-maps` gives the x86 result on fp32, fp16 and int8 models.
 #
-# No aarch64 Rust target can be added with rustup here, so the cross toolchain
-# comes from a Debian forky chroot (rustc/cargo with libstd-rust-dev:arm64,
-# gcc-aarch64-linux-gnu, qemu-user). The chroot and the cross target dir are
+# The cross toolchain comes from a Debian forky chroot (rustc/cargo with
+# libstd-rust-dev:arm64, gcc-aarch64-linux-gnu, qemu-user), so the host needs
+# no aarch64 Rust target, cross compiler or qemu. The chroot and the cross target dir are
 # cached outside the repository, so a second run only rebuilds workspace
 # crates. Needs root (debootstrap, chroot, bind mounts).
 #
