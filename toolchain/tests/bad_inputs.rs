@@ -141,7 +141,7 @@ fn make_fixtures(root: &Path) {
 
 fn bin(args: &[&str]) -> Command {
     let mut c = Command::new(BIN);
-    c.args(args).env_remove("AFR_CRASH_AT");
+    c.args(args).env_remove("AFR_CRASH_AT").env_remove("AFR_FAIL_AT");
     c
 }
 

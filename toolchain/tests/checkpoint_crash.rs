@@ -1,7 +1,8 @@
 //! A run is never lost: the real binary is stopped (aborted, as a kill -9
-//! stops it) before every file-system step of a checkpoint save, then
-//! `train --resume` must give the run an uninterrupted training gives: the
-//! same tensors, and a log with every epoch once and the same losses.
+//! stops it) before every file-system step of a checkpoint save, or that step
+//! fails as on a full disk; then `train --resume` must give the run an
+//! uninterrupted training gives: the same tensors, and a log with every epoch
+//! once and the same losses.
 //! Runs saved before states were numbered still load and train on.
 
 mod common;
@@ -15,19 +16,26 @@ use candle_core::Device;
 const BIN: &str = env!("CARGO_BIN_EXE_afr-toolchain");
 const EPOCHS: &str = "2";
 
-fn train(data: &Path, out: &Path, crash_at: Option<&str>) -> Output {
+/// `fault`: (AFR_CRASH_AT or AFR_FAIL_AT, "SAVE:STEP").
+fn train(data: &Path, out: &Path, fault: Option<(&str, &str)>) -> Output {
     let mut c = Command::new(BIN);
     c.args(["train", "--preset", "tiny", "--clip", "random:0", "--resnet", "random:1", "--epochs", EPOCHS]);
     c.args(["--batch-size", "4"]).arg("--data").arg(data).arg("--out").arg(out);
-    match crash_at {
-        Some(at) => c.env("AFR_CRASH_AT", at),
-        None => c.env_remove("AFR_CRASH_AT"),
-    };
+    c.env_remove("AFR_CRASH_AT").env_remove("AFR_FAIL_AT");
+    if let Some((var, at)) = fault {
+        c.env(var, at);
+    }
     c.output().unwrap()
 }
 
 fn resume(out: &Path) -> Output {
-    Command::new(BIN).args(["train", "--resume", "--out"]).arg(out).env_remove("AFR_CRASH_AT").output().unwrap()
+    Command::new(BIN)
+        .args(["train", "--resume", "--out"])
+        .arg(out)
+        .env_remove("AFR_FAIL_AT")
+        .env_remove("AFR_CRASH_AT")
+        .output()
+        .unwrap()
 }
 
 /// (epoch, loss) of every line of log.jsonl.
@@ -67,6 +75,10 @@ fn assert_same_run(reference: &Path, run: &Path, what: &str) {
 
 #[test]
 fn a_crash_at_any_step_of_a_save_resumes_to_the_uninterrupted_run() {
+    if !cfg!(debug_assertions) {
+        eprintln!("skipped: the binary stops at AFR_CRASH_AT / AFR_FAIL_AT in debug builds only");
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let data = common::tiny_synth(dir.path(), 1);
     let reference = dir.path().join("reference");
@@ -80,22 +92,32 @@ fn a_crash_at_any_step_of_a_save_resumes_to_the_uninterrupted_run() {
     // retrains epoch 1, one after it a run that continues with epoch 2.
     let save = 2;
     let mut crashes = 0;
-    for step in 1.. {
-        let what = format!("crash before step {step} of save {save}");
-        let run_dir = dir.path().join(format!("crash-{step}"));
-        let out = train(&data, &run_dir, Some(&format!("{save}:{step}")));
-        if out.status.success() {
-            assert!(step > 8, "{what}: a save has more steps than that");
-            break;
+    for fault in ["AFR_CRASH_AT", "AFR_FAIL_AT"] {
+        for step in 1.. {
+            let what = format!("{fault} step {step} of save {save}");
+            let run_dir = dir.path().join(format!("{fault}-{step}"));
+            let out = train(&data, &run_dir, Some((fault, &format!("{save}:{step}"))));
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            if out.status.success() {
+                assert!(step > 8, "{what}: a save has more steps than that");
+                break;
+            }
+            if fault == "AFR_CRASH_AT" {
+                assert_eq!(out.status.code(), None, "{what}: {stderr}");
+            } else {
+                let last = stderr.lines().last().unwrap_or_default();
+                assert_eq!(out.status.code(), Some(1), "{what}: {stderr}");
+                assert!(last.starts_with("error: ") && last.contains("No space left on device"), "{what}: {last}");
+                assert!(last.contains(run_dir.to_str().unwrap()), "{what}: the message names no file: {last}");
+            }
+            crashes += 1;
+            let out = resume(&run_dir);
+            assert!(out.status.success(), "{what}: resume failed: {}", String::from_utf8_lossy(&out.stderr));
+            assert_same_run(&reference, &run_dir, &what);
+            std::fs::remove_dir_all(&run_dir).unwrap();
         }
-        assert_eq!(out.status.code(), None, "{what}: {}", String::from_utf8_lossy(&out.stderr));
-        crashes += 1;
-        let out = resume(&run_dir);
-        assert!(out.status.success(), "{what}: resume failed: {}", String::from_utf8_lossy(&out.stderr));
-        assert_same_run(&reference, &run_dir, &what);
-        std::fs::remove_dir_all(&run_dir).unwrap();
     }
-    eprintln!("{crashes} crashes, every one resumed to the uninterrupted run");
+    eprintln!("{crashes} crashes and failed steps, every one resumed to the uninterrupted run");
 }
 
 #[test]

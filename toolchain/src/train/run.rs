@@ -317,8 +317,9 @@ pub fn load_tensors(
     let stamp = meta.metadata().as_ref().and_then(|m| m.get("afr.progress").cloned());
     if stamp.as_deref() != Some(cfg.stamp().as_str()) {
         return Err(invalid(format!(
-            "written at progress {stamp:?} but {CONFIG} says {}: the run was interrupted while saving; \
-             delete the run or restore a consistent copy",
+            "written at progress {} but {CONFIG} says {}: the file belongs to another state of the run \
+             (copied in by hand, or left by a version that saved without transactions); restore a consistent copy",
+            stamp.as_deref().unwrap_or("(none)"),
             cfg.stamp()
         )));
     }

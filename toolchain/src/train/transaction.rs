@@ -7,8 +7,9 @@
 //!
 //! Crash testing: in a debug build, `AFR_CRASH_AT=S:K` aborts the process (as
 //! a kill -9 would stop it) just before file-system step K of the S-th save
-//! of this process. The catalogue of steps is whatever the save does; a test
-//! raises K until the process no longer aborts.
+//! of this process, and `AFR_FAIL_AT=S:K` makes that step fail as a full disk
+//! does. The catalogue of steps is whatever the save does; a test raises K
+//! until the save no longer stops.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -18,19 +19,24 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 static SAVES: AtomicUsize = AtomicUsize::new(0);
 static STEPS: AtomicUsize = AtomicUsize::new(0);
 
-/// A file-system step of a save: where the crash test may stop the process.
-fn step() {
+/// A file-system step of a save: where the crash test may stop the process
+/// or fail the step.
+fn step() -> std::io::Result<()> {
     if !cfg!(debug_assertions) {
-        return;
+        return Ok(());
     }
-    let here = STEPS.fetch_add(1, Ordering::SeqCst) + 1;
-    if crash_at() == Some((SAVES.load(Ordering::SeqCst), here)) {
+    let here = (SAVES.load(Ordering::SeqCst), STEPS.fetch_add(1, Ordering::SeqCst) + 1);
+    if injected("AFR_CRASH_AT") == Some(here) {
         std::process::abort();
     }
+    if injected("AFR_FAIL_AT") == Some(here) {
+        return Err(std::io::Error::from_raw_os_error(28)); // ENOSPC
+    }
+    Ok(())
 }
 
-fn crash_at() -> Option<(usize, usize)> {
-    let v = std::env::var("AFR_CRASH_AT").ok()?;
+fn injected(var: &str) -> Option<(usize, usize)> {
+    let v = std::env::var(var).ok()?;
     let (s, k) = v.split_once(':')?;
     Some((s.parse().ok()?, k.parse().ok()?))
 }
@@ -76,7 +82,7 @@ pub fn sweep(dir: &Path, keep: &[&str], stale: impl Fn(&str) -> bool) -> std::io
     for entry in std::fs::read_dir(dir)? {
         let name = entry?.file_name().to_string_lossy().into_owned();
         if stale(&name) && !keep.contains(&name.as_str()) {
-            step();
+            step()?;
             // Already gone (another process tidying the same run) is not a failure.
             let _ = std::fs::remove_file(dir.join(&name));
         }
@@ -91,12 +97,12 @@ pub fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     tmp_name.push(name);
     tmp_name.push(".tmp");
     let tmp = path.with_file_name(tmp_name);
-    step();
+    step()?;
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
-        step();
+        step()?;
         std::fs::rename(&tmp, path)
     })();
     if result.is_err() {
@@ -106,6 +112,6 @@ pub fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    step();
+    step()?;
     std::fs::File::open(dir)?.sync_all()
 }

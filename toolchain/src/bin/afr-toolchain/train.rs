@@ -12,8 +12,10 @@ use crate::run_args::NewRun;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The run directory: checkpoint.safetensors, optimizer.safetensors,
-    /// config.json and log.jsonl (one line per epoch).
+    /// The run directory: config.json, checkpoint.N.safetensors,
+    /// optimizer.N.safetensors and log.jsonl (one line per epoch). Each save is
+    /// one transaction: a killed or out-of-disk training resumes from the last
+    /// complete state.
     #[arg(long)]
     out: PathBuf,
     /// Continue the run in --out from its last checkpoint; every other setting
