@@ -104,6 +104,14 @@ pub fn stamp(model: &mut ModelProto) {
     }
 }
 
+/// Recomputes `model`'s `afr.weights_sha256` when it has one: what a pass
+/// that rewrites weights calls, so that its output verifies.
+pub fn refresh(model: &mut ModelProto) {
+    if model.metadata_props.iter().any(|e| e.key == KEY) {
+        stamp(model);
+    }
+}
+
 /// Checks `model`'s weights against its `afr.weights_sha256`; a file
 /// without the key (written before it existed) passes unchecked.
 pub fn verify(path: &Path, model: &ModelProto) -> Result<(), ModelError> {
