@@ -4,8 +4,14 @@
 //! first frame (warm-up) the loop allocates nothing in afr-runtime's code;
 //! tract's own per-run tensors are the only heap traffic.
 //!
+//! It doubles as the soak measurement: on Linux it prints the process's
+//! resident memory (from /proc/self/statm) after frame 100 and after the last
+//! frame, so that a long run shows whether memory grows
+//! (`scripts/soak.sh`: 10,000 frames of the tiny model).
+//!
 //!     cargo run --release --example embedded_loop -- MODEL.onnx [CATEGORY] [FRAMES]
 
+use std::io::Read;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -52,6 +58,33 @@ fn peak(map: &[f32]) -> (u16, u16) {
     ((best % WIDTH) as u16, (best / WIDTH) as u16)
 }
 
+/// The frame after which the first resident-memory reading is taken (warm-up done).
+const RSS_AT: u32 = 100;
+
+/// The system's page size from the auxiliary vector (`AT_PAGESZ`), Linux only.
+fn page_size() -> Option<u64> {
+    const AT_PAGESZ: u64 = 6;
+    let mut buf = [0u8; 1024];
+    let n = std::fs::File::open("/proc/self/auxv").ok()?.read(&mut buf).ok()?;
+    buf[..n].chunks_exact(16).find_map(|pair| {
+        let key = u64::from_ne_bytes(pair[..8].try_into().ok()?);
+        if key == AT_PAGESZ {
+            Some(u64::from_ne_bytes(pair[8..].try_into().ok()?))
+        } else {
+            None
+        }
+    })
+}
+
+/// Resident bytes (/proc/self/statm's second field), read into a stack
+/// buffer so that the measurement itself does not allocate.
+fn resident_bytes(page: u64) -> Option<u64> {
+    let mut buf = [0u8; 128];
+    let n = std::fs::File::open("/proc/self/statm").ok()?.read(&mut buf).ok()?;
+    let text = std::str::from_utf8(&buf[..n]).ok()?;
+    Some(text.split_whitespace().nth(1)?.parse::<u64>().ok()? * page)
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let model = PathBuf::from(args.next().ok_or("usage: embedded_loop MODEL.onnx [CATEGORY] [FRAMES]")?);
@@ -59,7 +92,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let frames: u32 = args.next().map(|f| f.parse()).transpose()?.unwrap_or(50);
 
     // Everything allocated up front.
-    let mut detector = Detector::load_with(&model, DetectorOptions { smoothing: true, threads: 1 })?;
+    let mut detector = Detector::load_with(&model, DetectorOptions::default())?;
     let category =
         detector.category_or_default(&category_name).ok_or("the model has neither this category nor `object`")?;
     detector.prepare(WIDTH, HEIGHT)?;
@@ -67,6 +100,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut map = vec![0f32; WIDTH * HEIGHT];
     let mut alarms: heapless::Vec<Alarm, 16> = heapless::Vec::new();
     let mut dropped = 0u32;
+    let page = page_size();
+    let mut rss_warm = None;
 
     let start = Instant::now();
     for frame in 0..frames {
@@ -79,7 +114,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 dropped += 1;
             }
         }
+        if frame + 1 == RSS_AT {
+            rss_warm = page.and_then(resident_bytes);
+        }
     }
+    let rss_end = page.and_then(resident_bytes);
     let elapsed = start.elapsed();
     println!(
         "{frames} frames of {WIDTH}x{HEIGHT} in {:.1} ms ({:.2} ms/frame), category {}",
@@ -92,6 +131,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     if dropped > 0 {
         println!("{dropped} more alarms did not fit the log");
+    }
+    if let (Some(warm), Some(end)) = (rss_warm, rss_end) {
+        println!(
+            "resident memory: {} KiB after frame {RSS_AT}, {} KiB after frame {frames} (growth {} KiB)",
+            warm / 1024,
+            end / 1024,
+            (end as i64 - warm as i64) / 1024
+        );
     }
     Ok(())
 }

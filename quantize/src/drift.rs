@@ -48,7 +48,7 @@ pub fn measure(
     images: &DriftImages,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Drift, QuantizeError> {
-    let options = DetectorOptions { smoothing: false, threads: 1 };
+    let options = DetectorOptions { smoothing: false, ..DetectorOptions::default() };
     let mut reference = Detector::load_with(fp32, options)?;
     let mut candidate = Detector::load_with(quantized, options)?;
     let info = reference.info();

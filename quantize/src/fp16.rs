@@ -83,7 +83,8 @@ pub fn convert(model: &Model, keep: &KeepFp32) -> Result<(Model, Vec<LayerChoice
 
 /// The fp16 model of `model`, computing as `compute` says, and what was
 /// decided for each node with weights. Metadata is copied unchanged (the
-/// caller sets `afr.precision`).
+/// caller sets `afr.precision`) but for `afr.weights_sha256`, recomputed
+/// when present.
 pub fn convert_with(
     model: &Model,
     keep: &KeepFp32,
@@ -168,6 +169,7 @@ pub fn convert_with(
     }
     let mut out = model.clone();
     out.proto.graph = Some(r.finish());
+    afr_runtime::weights_sha256::refresh(&mut out.proto);
     Ok((out, layers))
 }
 

@@ -8,7 +8,8 @@
 
 use std::path::{Path, PathBuf};
 
-use afr_runtime::model_info::ModelInfo;
+use afr_runtime::model_info::{read_proto, ModelInfo};
+use afr_runtime::weights_sha256;
 
 use crate::calibrate::Calibration;
 use crate::drift::{self, DriftImages};
@@ -119,8 +120,10 @@ pub fn quantize_with_images(
         return Err(refuse(output, "the output would overwrite the input model".into()));
     }
     let bytes_before = std::fs::metadata(input).map_err(|e| refuse(input, e.to_string()))?.len();
-    let model = Model::read(input)?;
+    let model = Model { proto: read_proto(input)? };
     let info = ModelInfo::from_proto(input, &model.proto, bytes_before)?;
+    // Quantizing altered weights would stamp them as genuine.
+    weights_sha256::verify(input, &model.proto)?;
     if info.precision != Precision::Fp32.as_str() {
         return Err(refuse(
             input,
@@ -149,6 +152,7 @@ pub fn quantize_with_images(
     };
     drop(model);
     quantized.set_metadata("afr.precision", opts.precision.as_str());
+    weights_sha256::stamp(&mut quantized.proto);
 
     let staging = staging_path(output)?;
     quantized.write(&staging)?;

@@ -18,10 +18,11 @@ use std::sync::Arc;
 
 use tract_onnx::prelude::*;
 
-use crate::image_io::MAX_DIMENSION;
+use crate::image_io::frame_size_problem;
 use crate::model_info::{read_proto, ModelError, ModelInfo};
 use crate::postprocess::Upsampler;
 use crate::preprocess::{renormalisation, renormalise, Resizer};
+use crate::weights_sha256;
 
 /// Source sizes (and output sizes) kept prepared at once; a camera has one.
 const CACHED_SIZES: usize = 4;
@@ -42,11 +43,15 @@ pub struct DetectorOptions {
     pub smoothing: bool,
     /// Threads for tract (1: the caller's thread only).
     pub threads: usize,
+    /// Check the weights against the file's `afr.weights_sha256` at load
+    /// (off for firmware whose storage verifies itself; a file without the
+    /// key loads unchecked either way).
+    pub check_weights: bool,
 }
 
 impl Default for DetectorOptions {
     fn default() -> Self {
-        Self { smoothing: true, threads: 1 }
+        Self { smoothing: true, threads: 1, check_weights: true }
     }
 }
 
@@ -61,14 +66,16 @@ pub enum DetectorError {
     Inference { path: PathBuf, detail: String },
     #[error("{what} buffer has {len} elements, expected {expected} ({width}x{height}{per_pixel})")]
     BufferSize { what: &'static str, len: usize, expected: usize, width: usize, height: usize, per_pixel: &'static str },
-    #[error("{what} size {width}x{height} is invalid: each side must be in 1..={MAX_DIMENSION}")]
-    BadSize { what: &'static str, width: usize, height: usize },
+    #[error("{what} size {width}x{height} is invalid: {problem}")]
+    BadSize { what: &'static str, width: usize, height: usize, problem: String },
     #[error("category index {index} is out of range: the model has {count} categories")]
     UnknownCategory { index: usize, count: usize },
     #[error("{path}: the model produced a non-finite {what} ({value})")]
     NonFinite { path: PathBuf, what: &'static str, value: f32 },
     #[error("{threads} threads requested but afr-runtime was built without its `multithread` feature")]
     Threads { threads: usize },
+    #[error("0 threads requested: at least 1 is needed")]
+    NoThreads,
 }
 
 /// A loaded AFR model with all per-frame memory.
@@ -110,6 +117,9 @@ impl Detector {
     }
 
     pub fn load_with(path: &Path, options: DetectorOptions) -> Result<Detector, DetectorError> {
+        if options.threads == 0 {
+            return Err(DetectorError::NoThreads);
+        }
         #[cfg(not(feature = "multithread"))]
         if options.threads > 1 {
             return Err(DetectorError::Threads { threads: options.threads });
@@ -117,7 +127,11 @@ impl Detector {
         let proto = read_proto(path)?;
         let file_bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
         let info = ModelInfo::from_proto(path, &proto, file_bytes)?;
-        let load = |e: TractError| DetectorError::Load { path: path.to_path_buf(), detail: format!("{e:#}") };
+        if options.check_weights {
+            weights_sha256::verify(path, &proto)?;
+        }
+        let load =
+            |e: TractError| DetectorError::Load { path: path.to_path_buf(), detail: one_line(&format!("{e:#}")) };
         let s = info.input_size;
         let outputs: Vec<&str> =
             proto.graph.as_ref().map(|g| g.output.iter().map(|o| o.name.as_str()).collect()).unwrap_or_default();
@@ -391,11 +405,28 @@ fn evict_into<T>(cache: &mut Vec<T>, item: T) -> usize {
 }
 
 fn check_size(what: &'static str, width: usize, height: usize) -> Result<(), DetectorError> {
-    let max = MAX_DIMENSION as usize;
-    if width == 0 || height == 0 || width > max || height > max {
-        return Err(DetectorError::BadSize { what, width, height });
+    match frame_size_problem(width as u64, height as u64) {
+        Some(problem) => Err(DetectorError::BadSize { what, width, height, problem }),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// Longest load error kept from tract: its shape errors can dump a whole
+/// node, over many lines.
+const MAX_DETAIL: usize = 300;
+
+/// `detail` on one line, whitespace runs collapsed, cut at [`MAX_DETAIL`].
+fn one_line(detail: &str) -> String {
+    let mut out = detail.split_whitespace().collect::<Vec<_>>().join(" ");
+    if out.len() > MAX_DETAIL {
+        let mut cut = MAX_DETAIL;
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+        out.push_str(" ...");
+    }
+    out
 }
 
 fn check_len(

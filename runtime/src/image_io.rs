@@ -3,9 +3,10 @@
 //! Every image the runtime or the toolchain reads from disk comes through here, so that
 //! untrusted files are decoded under the same limits and land in the same pixel format.
 //!
-//! - Limits: width and height at most [`MAX_DIMENSION`] (16384) pixels each, and at most
-//!   [`MAX_ALLOC_BYTES`] (512 MiB) allocated by the decoder. A file over either limit is
-//!   refused with [`ImageError::TooLarge`] before its pixels are decoded.
+//! - Limits: width and height at most [`MAX_DIMENSION`] (16384) pixels each, at most
+//!   [`MAX_PIXELS`] (40 megapixels) in all, and at most [`MAX_ALLOC_BYTES`] (512 MiB)
+//!   allocated by the decoder. A file over any limit is refused with
+//!   [`ImageError::TooLarge`] from its header, before its pixels are decoded.
 //! - The format is guessed from the file's first bytes (a `.png` that is really a JPEG still
 //!   decodes), falling back to the extension. A JPEG without its end marker is reported as
 //!   truncated (the JPEG decoder itself would fill the missing part with grey).
@@ -26,6 +27,9 @@ use image::{DynamicImage, GrayImage, ImageFormat, ImageReader, Limits, RgbImage}
 pub const MAX_DIMENSION: u32 = 16384;
 /// Largest allocation the decoder may make for one image, in bytes (512 MiB).
 pub const MAX_ALLOC_BYTES: u64 = 512 * 1024 * 1024;
+/// Most pixels in one image or frame (40 megapixels: a 7300 x 5500 frame;
+/// scoring one at the limit takes seconds, not minutes).
+pub const MAX_PIXELS: u64 = 40_000_000;
 
 /// Why an image or mask could not be used. Each variant names the file.
 #[derive(Debug, thiserror::Error)]
@@ -47,8 +51,9 @@ pub enum ImageError {
     #[error("{path}: unsupported image format: {detail}")]
     Unsupported { path: PathBuf, detail: String },
     #[error(
-        "{path}: image too large: {detail} (limits: {MAX_DIMENSION} x {MAX_DIMENSION} pixels, \
+        "{path}: image too large: {detail} (limits: {MAX_DIMENSION} pixels a side, {} megapixels, \
          {} MiB of decoder memory)",
+        MAX_PIXELS / 1_000_000,
         MAX_ALLOC_BYTES / (1024 * 1024)
     )]
     TooLarge { path: PathBuf, detail: String },
@@ -188,6 +193,14 @@ fn decode(path: &Path) -> Result<DynamicImage, ImageError> {
     if reader.format() == Some(ImageFormat::Jpeg) && !jpeg_is_complete(&bytes) {
         return Err(ImageError::Truncated { path: path.to_path_buf() });
     }
+    // The size from the header first: a valid file of huge dimensions is
+    // refused before its pixels are decoded.
+    if let Some(format) = reader.format() {
+        let mut header = ImageReader::with_format(Cursor::new(&bytes[..]), format);
+        header.limits(limits());
+        let (width, height) = header.into_dimensions().map_err(|e| classify(path, e))?;
+        check_dimensions(path, width, height)?;
+    }
     reader.limits(limits());
     let image = reader.decode().map_err(|e| classify(path, e))?;
     check_dimensions(path, image.width(), image.height())?;
@@ -205,6 +218,26 @@ fn jpeg_is_complete(bytes: &[u8]) -> bool {
     }
 }
 
+/// Why a `width x height` image or frame is refused, `None` when it is
+/// within [`MAX_DIMENSION`] a side and [`MAX_PIXELS`] in all. Checked before
+/// anything of that size is allocated.
+pub fn frame_size_problem(width: u64, height: u64) -> Option<String> {
+    let max = u64::from(MAX_DIMENSION);
+    if width == 0 || height == 0 {
+        Some("it has no pixels".into())
+    } else if width > max || height > max {
+        Some(format!("a side is over the {max}-pixel limit"))
+    } else if width * height > MAX_PIXELS {
+        Some(format!(
+            "{:.1} megapixels, over the {}-megapixel limit",
+            (width * height) as f64 / 1e6,
+            MAX_PIXELS / 1_000_000
+        ))
+    } else {
+        None
+    }
+}
+
 fn check_dimensions(path: &Path, width: u32, height: u32) -> Result<(), ImageError> {
     if width == 0 || height == 0 {
         return Err(ImageError::Corrupt {
@@ -212,7 +245,7 @@ fn check_dimensions(path: &Path, width: u32, height: u32) -> Result<(), ImageErr
             detail: format!("image has no pixels ({width}x{height})"),
         });
     }
-    if width > MAX_DIMENSION || height > MAX_DIMENSION {
+    if frame_size_problem(width.into(), height.into()).is_some() {
         return Err(ImageError::TooLarge { path: path.to_path_buf(), detail: format!("{width}x{height}") });
     }
     Ok(())

@@ -3,6 +3,8 @@
 //! inference can never disagree.
 
 pub mod atomic;
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod dataset;
 pub mod detector;
 pub mod evaluate;
@@ -14,4 +16,5 @@ pub mod postprocess;
 pub mod preprocess;
 pub mod prototypes;
 pub mod report;
+pub mod weights_sha256;
 pub use heapless;

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use prost::Message;
-use tract_onnx::pb::{ModelProto, TensorProto};
+use tract_onnx::pb::{tensor_shape_proto, type_proto, GraphProto, ModelProto, TensorProto, ValueInfoProto};
 
 use crate::prototypes::Prototypes;
 
@@ -21,6 +21,12 @@ pub const MAX_CATEGORY_LEN: usize = 64;
 pub const MAX_MODEL_BYTES: u64 = 2 * 1024 * 1024 * 1024;
 /// Largest accepted `afr.input_size`.
 pub const MAX_INPUT_SIZE: usize = 4096;
+/// Largest accepted `afr.smoothing_sigma`, as a fraction of `afr.input_size`:
+/// the default is 1/129.5 of it (4 px at 518), and a kernel far wider than
+/// the map only blurs it flat while its cost grows with the width.
+pub const MAX_SIGMA_FRACTION: f32 = 1.0 / 8.0;
+/// The precisions a model may declare in `afr.precision`.
+pub const PRECISIONS: [&str; 3] = ["fp32", "fp16", "int8"];
 
 pub type CategoryName = heapless::String<MAX_CATEGORY_LEN>;
 pub type Categories = heapless::Vec<CategoryName, MAX_CATEGORIES>;
@@ -45,6 +51,8 @@ pub const FALLBACK_CATEGORY: &str = "object";
 /// Why a model file cannot be used. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
+    #[error("{path}: empty file (0 bytes), not a model")]
+    Empty { path: PathBuf },
     #[error("{path}: cannot read the model: {source}")]
     Read {
         path: PathBuf,
@@ -65,6 +73,10 @@ pub enum ModelError {
     UnknownVersion { path: PathBuf, found: String },
     #[error("{path}: the graph does not follow the AFR contract: {problem}")]
     Contract { path: PathBuf, problem: String },
+    #[error("{path}: afr.categories lists {listed} categories but the category table {table} has {rows} rows")]
+    CategoryRows { path: PathBuf, listed: usize, table: String, rows: usize },
+    #[error("{path}: the weights do not match afr.weights_sha256 (the file was altered or is corrupt): expected {expected}, found {found}")]
+    WeightsAltered { path: PathBuf, expected: String, found: String },
 }
 
 /// The model's description: its metadata, parsed, and counts from the graph.
@@ -153,11 +165,21 @@ impl ModelInfo {
             return Err(bad("afr.resize", &resize, "this runtime implements bicubic resizing only".into()));
         }
         let sigma_text = get("afr.smoothing_sigma")?;
-        let smoothing_sigma = sigma_text
-            .parse::<f32>()
-            .ok()
-            .filter(|s| s.is_finite() && *s >= 0.0)
-            .ok_or_else(|| bad("afr.smoothing_sigma", sigma_text, "expected a number >= 0".into()))?;
+        let max_sigma = input_size as f32 * MAX_SIGMA_FRACTION;
+        let smoothing_sigma =
+            sigma_text.parse::<f32>().ok().filter(|s| s.is_finite() && (0.0..=max_sigma).contains(s)).ok_or_else(
+                || {
+                    bad(
+                        "afr.smoothing_sigma",
+                        sigma_text,
+                        format!("expected a number in 0..={max_sigma} pixels (at most afr.input_size / 8)"),
+                    )
+                },
+            )?;
+        let precision = get("afr.precision")?;
+        if !PRECISIONS.contains(&precision) {
+            return Err(bad("afr.precision", precision, format!("expected one of {}", PRECISIONS.join(", "))));
+        }
         let categories = parse_categories(get("afr.categories")?)
             .map_err(|p| bad("afr.categories", get("afr.categories").unwrap_or(""), p))?;
         let info = ModelInfo {
@@ -169,10 +191,13 @@ impl ModelInfo {
             std,
             resize,
             categories,
-            precision: get("afr.precision")?.to_string(),
+            precision: precision.to_string(),
             smoothing_sigma,
             source_sha256: get("afr.source_sha256")?.to_string(),
-            parameters: proto.graph.as_ref().map_or(0, |g| g.initializer.iter().map(element_count).sum()),
+            parameters: proto
+                .graph
+                .as_ref()
+                .map_or(0, |g| g.initializer.iter().map(element_count).fold(0, u64::saturating_add)),
             file_bytes,
             metadata: metadata.clone(),
             prototypes: match &proto.graph {
@@ -181,6 +206,9 @@ impl ModelInfo {
             },
         };
         info.check_graph(proto)?;
+        if let Some(g) = &proto.graph {
+            info.check_table_rows(g)?;
+        }
         Ok(info)
     }
 
@@ -210,6 +238,46 @@ impl ModelInfo {
                 return Err(contract(format!("outputs are {outputs:?}, missing {name:?}")));
             }
         }
+        // A declared image size other than afr.input_size would fail deep
+        // inside tract's shape inference.
+        let declared = graph.input.iter().find(|i| i.name == "image").and_then(declared_dims).unwrap_or_default();
+        let s = self.input_size as i64;
+        if let [_, _, h, w] = declared[..] {
+            if h.is_some_and(|h| h != s) || w.is_some_and(|w| w != s) {
+                let shown: Vec<String> = declared.iter().map(|d| d.map_or("?".into(), |d| d.to_string())).collect();
+                return Err(contract(format!(
+                    "afr.input_size is {s} but the graph's image input is [{}]",
+                    shown.join(", ")
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every table the graph indexes with `category` (a Gather on an
+    /// initializer) must have a row for each listed category: tract would
+    /// otherwise index out of range on the first frame of a late category.
+    fn check_table_rows(&self, graph: &GraphProto) -> Result<(), ModelError> {
+        for node in
+            graph.node.iter().filter(|n| n.op_type == "Gather" && n.input.get(1).is_some_and(|i| i == "category"))
+        {
+            let Some(table) = node.input.first().and_then(|t| graph.initializer.iter().find(|i| &i.name == t)) else {
+                continue;
+            };
+            let axis = node.attribute.iter().find(|a| a.name == "axis").map_or(0, |a| a.i);
+            let rank = table.dims.len() as i64;
+            let axis = if axis < 0 { axis + rank } else { axis };
+            let Some(&rows) = usize::try_from(axis).ok().and_then(|a| table.dims.get(a)) else { continue };
+            let listed = self.categories.len();
+            if rows < listed as i64 {
+                return Err(ModelError::CategoryRows {
+                    path: self.path.clone(),
+                    listed,
+                    table: table.name.clone(),
+                    rows: rows.max(0) as usize,
+                });
+            }
+        }
         Ok(())
     }
 }
@@ -220,6 +288,9 @@ pub fn read_proto(path: &Path) -> Result<ModelProto, ModelError> {
     let meta = std::fs::metadata(path).map_err(read)?;
     if meta.is_dir() {
         return Err(read(std::io::Error::other("is a directory")));
+    }
+    if meta.len() == 0 {
+        return Err(ModelError::Empty { path: path.to_path_buf() });
     }
     if meta.len() > MAX_MODEL_BYTES {
         return Err(ModelError::TooLarge { path: path.to_path_buf(), bytes: meta.len() });
@@ -253,6 +324,17 @@ fn parse_categories(text: &str) -> Result<Categories, String> {
     Ok(out)
 }
 
+/// The declared dims of a graph input (`None` for a symbolic one).
+fn declared_dims(input: &ValueInfoProto) -> Option<Vec<Option<i64>>> {
+    let Some(type_proto::Value::TensorType(t)) = input.r#type.as_ref()?.value.as_ref() else { return None };
+    let dims = t.shape.as_ref()?.dim.iter().map(|d| match &d.value {
+        Some(tensor_shape_proto::dimension::Value::DimValue(v)) if *v > 0 => Some(*v),
+        _ => None,
+    });
+    Some(dims.collect())
+}
+
+/// Saturating: a crafted file's dims may multiply past u64.
 fn element_count(t: &TensorProto) -> u64 {
-    t.dims.iter().map(|&d| d.max(0) as u64).product()
+    t.dims.iter().fold(1u64, |n, &d| n.saturating_mul(d.max(0) as u64))
 }

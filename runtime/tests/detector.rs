@@ -46,7 +46,8 @@ fn metadata_is_read() {
 fn outputs_equal_numpy() {
     let want = expected();
     let mut det =
-        Detector::load_with(&fixture("model.onnx"), DetectorOptions { smoothing: false, threads: 1 }).unwrap();
+        Detector::load_with(&fixture("model.onnx"), DetectorOptions { smoothing: false, ..DetectorOptions::default() })
+            .unwrap();
     assert_eq!(det.grid(), (4, 4));
     let mut worst = 0f32;
     for case in want["cases"].as_array().unwrap() {
@@ -164,7 +165,8 @@ fn non_finite_outputs_are_errors() {
 #[cfg(not(feature = "multithread"))]
 #[test]
 fn threads_need_the_multithread_feature() {
-    let err = Detector::load_with(&fixture("model.onnx"), DetectorOptions { smoothing: true, threads: 4 }).unwrap_err();
+    let err = Detector::load_with(&fixture("model.onnx"), DetectorOptions { threads: 4, ..DetectorOptions::default() })
+        .unwrap_err();
     assert!(matches!(err, DetectorError::Threads { threads: 4 }), "{err}");
 }
 
@@ -174,7 +176,8 @@ fn threads_give_the_same_result() {
     let rgb: Vec<u8> = (0..40 * 30 * 3).map(|i| (i * 37 % 251) as u8).collect();
     let mut one = Detector::load(&fixture("model.onnx")).unwrap();
     let mut four =
-        Detector::load_with(&fixture("model.onnx"), DetectorOptions { smoothing: true, threads: 4 }).unwrap();
+        Detector::load_with(&fixture("model.onnx"), DetectorOptions { threads: 4, ..DetectorOptions::default() })
+            .unwrap();
     let (mut a, mut b) = (vec![0f32; 1200], vec![0f32; 1200]);
     assert_eq!(one.score(&rgb, 40, 30, 1, &mut a).unwrap(), four.score(&rgb, 40, 30, 1, &mut b).unwrap());
     assert_eq!(a, b);
@@ -213,7 +216,7 @@ fn a_model_that_ignores_the_category_scores_every_frame() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("no_category.onnx");
     std::fs::write(&path, proto.encode_to_vec()).unwrap();
-    let mut d = Detector::load_with(&path, DetectorOptions { smoothing: false, threads: 1 }).unwrap();
+    let mut d = Detector::load_with(&path, DetectorOptions { smoothing: false, ..DetectorOptions::default() }).unwrap();
     let frame = vec![128u8; 16 * 16 * 3];
     let mut map = vec![0.0; 16 * 16];
     let first = d.score(&frame, 16, 16, 1, &mut map).unwrap();

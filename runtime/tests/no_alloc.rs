@@ -63,7 +63,7 @@ fn a_frame_allocates_nothing_in_our_code() {
     let frame: Vec<u8> = (0..w * h * 3).map(|i| (i * 31 % 253) as u8).collect();
     let mut map = vec![0f32; w * h];
     for smoothing in [true, false] {
-        let mut det = Detector::load_with(&model, DetectorOptions { smoothing, threads: 1 }).unwrap();
+        let mut det = Detector::load_with(&model, DetectorOptions { smoothing, ..DetectorOptions::default() }).unwrap();
         // Warm-up: the first frame of a size builds its resizer and upsampler.
         det.score(&frame, w, h, 1, &mut map).unwrap();
         const FRAMES: u64 = 20;

@@ -72,7 +72,7 @@ pub fn file_size(path: &Path) -> u64 {
 /// Largest |a - b| of the patch maps and of the image scores (smoothing
 /// off), both models run in tract on `images` against every category row.
 pub fn max_diffs(a: &Path, b: &Path, images: &[PathBuf]) -> (f32, f32) {
-    let options = DetectorOptions { smoothing: false, threads: 1 };
+    let options = DetectorOptions { smoothing: false, ..DetectorOptions::default() };
     let mut da = Detector::load_with(a, options).unwrap();
     let mut db = Detector::load_with(b, options).unwrap_or_else(|e| panic!("tract loads the quantized file: {e}"));
     let rows = da.info().categories.len();

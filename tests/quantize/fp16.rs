@@ -30,7 +30,8 @@ fn some_images(dir: &Path, n: usize) -> Vec<PathBuf> {
 }
 
 /// What every fp16 file must keep of its source: metadata (but
-/// `afr.precision`), inputs and outputs, the text tables bit for bit.
+/// `afr.precision`, and `afr.weights_sha256`, which must verify for the new
+/// weights), inputs and outputs, the text tables bit for bit.
 fn assert_contract_kept(fp32: &Path, fp16: &Path) {
     let a = Model::read(fp32).unwrap();
     let b = Model::read(fp16).unwrap();
@@ -39,11 +40,13 @@ fn assert_contract_kept(fp32: &Path, fp16: &Path) {
         m.proto
             .metadata_props
             .iter()
-            .filter(|e| e.key != "afr.precision")
+            .filter(|e| e.key != "afr.precision" && e.key != afr_runtime::weights_sha256::KEY)
             .map(|e| (e.key.clone(), e.value.clone()))
             .collect()
     };
     assert_eq!(others(&a), others(&b), "metadata carried over");
+    assert!(b.metadata(afr_runtime::weights_sha256::KEY).is_some());
+    afr_runtime::weights_sha256::verify(fp16, &b.proto).unwrap();
     let (ga, gb) = (a.proto.graph.as_ref().unwrap(), b.proto.graph.as_ref().unwrap());
     assert_eq!(ga.input, gb.input);
     assert_eq!(ga.output, gb.output);

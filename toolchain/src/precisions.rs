@@ -57,7 +57,7 @@ pub fn evaluate_file(
     settings: EvalSettings,
     progress: impl FnMut(usize, usize),
 ) -> Result<Report, String> {
-    let options = DetectorOptions { smoothing: true, threads: settings.threads };
+    let options = DetectorOptions { threads: settings.threads, ..DetectorOptions::default() };
     let mut detector = Detector::load_with(model, options).map_err(|e| e.to_string())?;
     let results = afr_runtime::evaluate::evaluate(&mut detector, data, settings.strict_categories, progress)
         .map_err(|e| format!("{}: {e}", model.display()))?;

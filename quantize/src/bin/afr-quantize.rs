@@ -19,7 +19,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 /// written, and the report (Markdown on stdout, or JSON) gives the size,
 /// the choice made for each layer and the measured drift.
 #[derive(Debug, Parser)]
-#[command(name = "afr-quantize", version)]
+#[command(name = "afr-quantize", version, after_help = afr_runtime::cli::LIMITS_HELP)]
 struct Cli {
     /// The fp32 model to quantize (`afr.precision = fp32`).
     #[arg(long, value_name = "MODEL.onnx")]
@@ -99,29 +99,13 @@ fn parse_activations(s: &str) -> Result<ActivationMode, String> {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    match run(afr_runtime::cli::parse_args("afr-quantize")) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("afr-quantize: error: {}", message(&e));
+            eprintln!("afr-quantize: error: {}", afr_runtime::cli::error_line(&e));
             ExitCode::FAILURE
         }
     }
-}
-
-/// The error and its causes, leaving out a cause whose text an outer
-/// message already quotes (several of ours embed their source).
-fn message(e: &anyhow::Error) -> String {
-    let mut text = String::new();
-    for cause in e.chain() {
-        let part = cause.to_string();
-        if !text.contains(&part) {
-            if !text.is_empty() {
-                text.push_str(": ");
-            }
-            text.push_str(&part);
-        }
-    }
-    text
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {

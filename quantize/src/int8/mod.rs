@@ -235,6 +235,7 @@ pub fn convert_with(
     }
     let mut out = model.clone();
     out.proto.graph = Some(rw.finish());
+    afr_runtime::weights_sha256::refresh(&mut out.proto);
     Ok((out, choices))
 }
 

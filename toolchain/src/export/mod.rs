@@ -189,5 +189,8 @@ pub fn to_onnx(model: &AfrClip, source_sha256: &str) -> Result<Model> {
     g.metadata("afr.precision", "fp32");
     g.metadata("afr.smoothing_sigma", default_sigma(s).to_string());
     g.metadata("afr.source_sha256", source_sha256);
-    Ok(g.finish())
+    let mut onnx = g.finish();
+    // Last: the hash covers the weights as written.
+    afr_runtime::weights_sha256::stamp(&mut onnx.proto);
+    Ok(onnx)
 }

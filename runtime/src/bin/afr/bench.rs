@@ -8,19 +8,22 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use afr_runtime::detector::{Detector, DetectorOptions};
+use afr_runtime::detector::Detector;
+use afr_runtime::image_io::frame_size_problem;
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 use crate::alloc_count;
+use crate::load_args::LoadArgs;
 
 #[derive(clap::Args)]
 pub struct Args {
     /// AFR ONNX model files to compare (repeat the flag); ratios are to the first.
     #[arg(long = "model", required = true)]
     models: Vec<PathBuf>,
-    /// Frame size WIDTHxHEIGHT fed to `score` (resize and upsampling included).
+    /// Frame size WIDTHxHEIGHT fed to `score` (resize and upsampling included;
+    /// at most 16384 a side and 40 megapixels in all).
     #[arg(long, default_value = "640x480", value_parser = parse_size)]
     frame: (usize, usize),
     /// Timed frames per model per round.
@@ -32,9 +35,8 @@ pub struct Args {
     /// Untimed frames per model before the first round.
     #[arg(long, default_value_t = 2)]
     warmup: usize,
-    /// Threads for inference (more than 1 needs the `multithread` build feature).
-    #[arg(long, default_value_t = 1)]
-    threads: usize,
+    #[command(flatten)]
+    load: LoadArgs,
     /// Time tract's run alone (no resize, upsampling or smoothing), to compare
     /// with another engine on the same ONNX file (scripts/bench_compare.py).
     #[arg(long)]
@@ -48,7 +50,11 @@ fn parse_size(s: &str) -> Result<(usize, usize), String> {
     let (w, h) = s.split_once('x').ok_or_else(|| format!("`{s}` is not WIDTHxHEIGHT"))?;
     let p =
         |v: &str| v.trim().parse::<usize>().ok().filter(|&v| v > 0).ok_or_else(|| format!("`{s}` is not WIDTHxHEIGHT"));
-    Ok((p(w)?, p(h)?))
+    let (w, h) = (p(w)?, p(h)?);
+    match frame_size_problem(w as u64, h as u64) {
+        Some(problem) => Err(format!("frame {w}x{h}: {problem}")),
+        None => Ok((w, h)),
+    }
 }
 
 #[derive(Serialize)]
@@ -86,7 +92,7 @@ struct Loaded {
 
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(a.frames > 0 && a.rounds > 0, "--frames and --rounds must be at least 1");
-    let options = DetectorOptions { smoothing: true, threads: a.threads };
+    let options = a.load.options(true);
     let mut loaded = Vec::with_capacity(a.models.len());
     for path in &a.models {
         let start = Instant::now();
@@ -154,7 +160,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         let value = serde_json::json!({
             "frame": [w, h],
             "model_only": a.model_only,
-            "threads": a.threads,
+            "threads": a.load.threads(),
             "rounds": a.rounds,
             "frames_per_round": a.frames,
             "models": results,
@@ -162,7 +168,12 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
         let what = if a.model_only { "tract alone".to_string() } else { format!("{w}x{h} frames end to end") };
-        println!("{what}, {} thread(s), {} rounds x {} frames per model, interleaved\n", a.threads, a.rounds, a.frames);
+        println!(
+            "{what}, {} thread(s), {} rounds x {} frames per model, interleaved\n",
+            a.load.threads(),
+            a.rounds,
+            a.frames
+        );
         println!("| model | preset | precision | size MB | load ms | median ms | p90 ms | min ms | x first | allocs/frame | RSS after load MB |");
         println!("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
         for r in &results {

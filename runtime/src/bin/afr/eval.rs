@@ -11,11 +11,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use afr_runtime::dataset::{Dataset, Format, Split};
-use afr_runtime::detector::{Detector, DetectorOptions};
+use afr_runtime::detector::Detector;
 use afr_runtime::evaluate::{evaluate, scoring_rows};
 use afr_runtime::report::Report;
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::load_args::LoadArgs;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -39,13 +41,12 @@ pub struct Args {
     /// Also write the report as JSON to this file (replaced whole or not at all).
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
-    /// Threads for inference (more than 1 needs the `multithread` build feature).
-    #[arg(long, default_value_t = 1)]
-    threads: usize,
+    #[command(flatten)]
+    load: LoadArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let mut detector = Detector::load_with(&args.model, DetectorOptions { smoothing: true, threads: args.threads })?;
+    let mut detector = Detector::load_with(&args.model, args.load.options(true))?;
     let data = Dataset::open(&args.data, args.format, Split::Test, args.categories.as_deref())?;
     let fallback: Vec<String> = scoring_rows(detector.info(), &data.categories(), args.strict_categories)?
         .into_iter()

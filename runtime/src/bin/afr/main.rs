@@ -6,6 +6,7 @@ mod bench;
 mod eval;
 mod info;
 mod inputs;
+mod load_args;
 mod score;
 
 use std::process::ExitCode;
@@ -13,7 +14,12 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "afr", version, about = "AFR-CLIP anomaly detection with an exported ONNX model (tract runtime)")]
+#[command(
+    name = "afr",
+    version,
+    about = "AFR-CLIP anomaly detection with an exported ONNX model (tract runtime)",
+    after_help = afr_runtime::cli::LIMITS_HELP
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -22,17 +28,21 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Score images: anomaly score per image, heatmap overlays, optional raw maps.
+    #[command(after_help = afr_runtime::cli::LIMITS_HELP)]
     Score(score::Args),
     /// Evaluate on a dataset: the seven metrics per category and their mean.
+    #[command(after_help = afr_runtime::cli::LIMITS_HELP)]
     Eval(eval::Args),
     /// Describe a model: metadata, categories, input size, precision, size.
+    #[command(after_help = afr_runtime::cli::LIMITS_HELP)]
     Info(info::Args),
     /// Latency of models side by side (e.g. fp32, fp16 and int8 of one export).
+    #[command(after_help = afr_runtime::cli::LIMITS_HELP)]
     Bench(bench::Args),
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = afr_runtime::cli::parse_args("afr");
     let result = match cli.command {
         Command::Score(a) => score::run(a),
         Command::Eval(a) => eval::run(a),
@@ -42,7 +52,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", afr_runtime::cli::error_line(&e));
             ExitCode::FAILURE
         }
     }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use afr_runtime::atomic::write_atomic;
-use afr_runtime::detector::{Detector, DetectorOptions};
+use afr_runtime::detector::Detector;
 use afr_runtime::evaluate::{scoring_rows, ScoringRow};
 use afr_runtime::image_io::load_rgb8;
 use anyhow::Context as _;
@@ -16,6 +16,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 use crate::inputs;
+use crate::load_args::LoadArgs;
 use afr_runtime::heatmap;
 
 /// More images than this get a progress bar.
@@ -36,6 +37,7 @@ pub struct Args {
     #[arg(long)]
     strict_categories: bool,
     /// Image files, folders (searched recursively) or glob patterns (`*`, `?`, `**`).
+    /// Images over 16384 pixels a side or 40 megapixels are refused from their header.
     #[arg(required = true, value_name = "INPUT")]
     inputs: Vec<String>,
     /// Output folder for scores.csv, heatmaps/ and maps/ (created if missing).
@@ -56,9 +58,8 @@ pub struct Args {
     /// Do not smooth the anomaly maps (the model's sigma otherwise).
     #[arg(long)]
     no_smoothing: bool,
-    /// Threads for inference (more than 1 needs the `multithread` build feature).
-    #[arg(long, default_value_t = 1)]
-    threads: usize,
+    #[command(flatten)]
+    load: LoadArgs,
 }
 
 #[derive(Serialize)]
@@ -92,8 +93,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(t) = args.threshold {
         anyhow::ensure!(t.is_finite(), "--threshold must be a finite number, got {t}");
     }
-    let options = DetectorOptions { smoothing: !args.no_smoothing, threads: args.threads };
-    let mut detector = Detector::load_with(&args.model, options)?;
+    anyhow::ensure!(
+        !args.out.exists() || args.out.is_dir(),
+        "{}: --out names a file; it must be a folder (created if missing)",
+        args.out.display()
+    );
+    let mut detector = Detector::load_with(&args.model, args.load.options(!args.no_smoothing))?;
     let rows = scoring_rows(detector.info(), std::slice::from_ref(&args.category), args.strict_categories)?;
     let ScoringRow { row: category, scored_as, .. } = rows.into_iter().next().context("one category, one row")?;
     if scored_as != args.category {
@@ -146,6 +151,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     bar.finish_and_clear();
     let csv_path = args.out.join("scores.csv");
+    if results.is_empty() {
+        // Keep an earlier run's report rather than replace it with an empty one.
+        eprintln!("{} of {} images failed; {} left as it was", failed.len(), images.len(), csv_path.display());
+        return Ok(ExitCode::FAILURE);
+    }
     write_atomic(&csv_path, to_csv(&results).as_bytes())
         .with_context(|| format!("{}: cannot write", csv_path.display()))?;
     let all = Results {
