@@ -1,6 +1,6 @@
 /*
  * Scores one image with the AFR-CLIP C API and prints the result as JSON:
- *     {"score": 0.123, "map_max": 0.456, "category": "object"}
+ *     {"score": 0.123, "map_max": 0.456, "category": "zipper", "scored_as": "object"}
  *
  *     score MODEL.onnx IMAGE.ppm [CATEGORY] [MAP_OUT]
  *
@@ -104,8 +104,8 @@ int main(int argc, char **argv) {
     } else if (afr_score(detector, &frame, category, map, map_len, &scores) != AFR_STATUS_OK) {
         rc = fail(argv[2]);
     } else {
-        printf("{\"score\": %.9g, \"map_max\": %.9g, \"category\": \"%s\"}\n", scores.image, scores.map_max,
-               category_name);
+        printf("{\"score\": %.9g, \"map_max\": %.9g, \"category\": \"%s\", \"scored_as\": \"%s\"}\n", scores.image,
+               scores.map_max, category_name, scored_as);
         if (argc > 4) {
             FILE *out = fopen(argv[4], "wb");
             if (!out || fwrite(map, sizeof(float), map_len, out) != map_len || fclose(out) != 0) {

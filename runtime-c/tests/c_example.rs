@@ -65,7 +65,7 @@ fn c_example_scores_as_afr_score_does() {
         .arg(&exe)
         .arg(root.join("../examples/c/score.c"))
         .arg(&lib)
-        .args(["-lpthread", "-ldl", "-lm"]));
+        .args(["-lpthread", "-ldl", "-lm", "-Wl,-z,noexecstack"]));
 
     let rgb = frame_rgb(W, H);
     let (ppm, png) = (dir.path().join("frame.ppm"), dir.path().join("frame.png"));
@@ -75,7 +75,7 @@ fn c_example_scores_as_afr_score_does() {
     let map_path = dir.path().join("map.f32");
     let out = run(Command::new(&exe).arg(&model).arg(&ppm).arg("b").arg(&map_path));
     let c: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(c["category"], "b");
+    assert_eq!((&c["category"], &c["scored_as"]), (&Value::from("b"), &Value::from("b")));
 
     let out_dir = dir.path().join("afr");
     let out = run(Command::new(afr_binary())
