@@ -16,10 +16,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use tract_onnx::pb::ModelProto;
 use tract_onnx::prelude::*;
 
 use crate::image_io::frame_size_problem;
-use crate::model_info::{read_proto, ModelError, ModelInfo};
+use crate::model_info::{decode_proto, read_proto, ModelError, ModelInfo};
 use crate::postprocess::Upsampler;
 use crate::preprocess::{renormalisation, renormalise, Resizer};
 use crate::weights_sha256;
@@ -117,15 +118,27 @@ impl Detector {
     }
 
     pub fn load_with(path: &Path, options: DetectorOptions) -> Result<Detector, DetectorError> {
-        if options.threads == 0 {
-            return Err(DetectorError::NoThreads);
-        }
-        #[cfg(not(feature = "multithread"))]
-        if options.threads > 1 {
-            return Err(DetectorError::Threads { threads: options.threads });
-        }
+        check_threads(options)?;
         let proto = read_proto(path)?;
         let file_bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        Self::from_proto(path, proto, file_bytes, options)
+    }
+
+    /// Loads a model held in memory (firmware that keeps it in flash, or a
+    /// caller that read it itself); `name` stands for its path in messages.
+    /// The bytes are only read during the call.
+    pub fn load_bytes(bytes: &[u8], name: &Path, options: DetectorOptions) -> Result<Detector, DetectorError> {
+        check_threads(options)?;
+        let proto = decode_proto(name, bytes)?;
+        Self::from_proto(name, proto, bytes.len() as u64, options)
+    }
+
+    fn from_proto(
+        path: &Path,
+        proto: ModelProto,
+        file_bytes: u64,
+        options: DetectorOptions,
+    ) -> Result<Detector, DetectorError> {
         let info = ModelInfo::from_proto(path, &proto, file_bytes)?;
         if options.check_weights {
             weights_sha256::verify(path, &proto)?;
@@ -402,6 +415,19 @@ fn evict_into<T>(cache: &mut Vec<T>, item: T) -> usize {
     }
     cache.push(item);
     cache.len() - 1
+}
+
+fn check_threads(options: DetectorOptions) -> Result<(), DetectorError> {
+    if options.threads == 0 {
+        return Err(DetectorError::NoThreads);
+    }
+    #[cfg(not(feature = "multithread"))]
+    if options.threads > 1 {
+        return Err(DetectorError::Threads { threads: options.threads });
+    }
+    #[cfg(feature = "multithread")]
+    let _ = options;
+    Ok(())
 }
 
 fn check_size(what: &'static str, width: usize, height: usize) -> Result<(), DetectorError> {

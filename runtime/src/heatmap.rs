@@ -17,13 +17,18 @@ pub fn jet(t: f32) -> [u8; 3] {
 /// The overlay of `map` (scores in [0, 1], one per pixel) on `image`.
 pub fn overlay(image: &RgbImage, map: &[f32]) -> RgbImage {
     let mut out = image.clone();
-    for (px, &v) in out.pixels_mut().zip(map) {
-        let c = jet(v);
-        for (p, c) in px.0.iter_mut().zip(c) {
+    blend(&mut out, map);
+    out
+}
+
+/// Blends the jet colours of `map` 50% into interleaved RGB8 `pixels` in
+/// place (a video frame's row, for instance).
+pub fn blend(pixels: &mut [u8], map: &[f32]) {
+    for (px, &v) in pixels.chunks_exact_mut(3).zip(map) {
+        for (p, c) in px.iter_mut().zip(jet(v)) {
             *p = (u16::from(*p) + u16::from(c)).div_ceil(2) as u8;
         }
     }
-    out
 }
 
 /// Writes `image` as PNG, whole or not at all.

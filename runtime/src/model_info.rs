@@ -296,7 +296,15 @@ pub fn read_proto(path: &Path) -> Result<ModelProto, ModelError> {
         return Err(ModelError::TooLarge { path: path.to_path_buf(), bytes: meta.len() });
     }
     let bytes = std::fs::read(path).map_err(read)?;
-    let proto = ModelProto::decode(&bytes[..])
+    decode_proto(path, &bytes)
+}
+
+/// Decodes a model held in memory; `path` names it in errors.
+pub fn decode_proto(path: &Path, bytes: &[u8]) -> Result<ModelProto, ModelError> {
+    if bytes.len() as u64 > MAX_MODEL_BYTES {
+        return Err(ModelError::TooLarge { path: path.to_path_buf(), bytes: bytes.len() as u64 });
+    }
+    let proto = ModelProto::decode(bytes)
         .map_err(|e| ModelError::NotOnnx { path: path.to_path_buf(), detail: e.to_string() })?;
     // An empty or cut-off file can still decode as a message with no graph.
     if proto.graph.as_ref().is_none_or(|g| g.node.is_empty()) {

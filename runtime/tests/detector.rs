@@ -130,7 +130,25 @@ fn truncated_and_garbage_files_are_refused() {
         let err = Detector::load(&path).unwrap_err();
         assert!(err.to_string().contains(name), "{name}: {err}");
         assert!(matches!(err, DetectorError::Model(_)), "{name}: {err}");
+        // The same bytes from memory: the same refusal, under the given name.
+        let err = Detector::load_bytes(&content, Path::new("flash"), DetectorOptions::default()).unwrap_err();
+        assert!(err.to_string().starts_with("flash: "), "{name}: {err}");
+        assert!(matches!(err, DetectorError::Model(_)), "{name}: {err}");
     }
+}
+
+#[test]
+fn a_model_in_memory_scores_as_the_file_does() {
+    let bytes = std::fs::read(fixture("model.onnx")).unwrap();
+    let mut from_file = Detector::load(&fixture("model.onnx")).unwrap();
+    let mut from_bytes = Detector::load_bytes(&bytes, Path::new("flash"), DetectorOptions::default()).unwrap();
+    assert_eq!(from_bytes.info().file_bytes, bytes.len() as u64);
+    assert_eq!(from_bytes.info().categories, from_file.info().categories);
+    let rgb: Vec<u8> = (0..24 * 20 * 3).map(|i| (i * 37 % 251) as u8).collect();
+    let (mut a, mut b) = (vec![0f32; 24 * 20], vec![0f32; 24 * 20]);
+    let want = from_file.score(&rgb, 24, 20, 1, &mut a).unwrap();
+    assert_eq!(from_bytes.score(&rgb, 24, 20, 1, &mut b).unwrap(), want);
+    assert_eq!(a, b);
 }
 
 #[test]
