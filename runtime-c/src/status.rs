@@ -56,7 +56,7 @@ impl From<DetectorError> for Failure {
             DetectorError::BufferSize { .. } => AfrStatus::BufferSize,
             DetectorError::BadSize { .. } => AfrStatus::BadSize,
             DetectorError::UnknownCategory { .. } => AfrStatus::UnknownCategory,
-            DetectorError::Threads { .. } => AfrStatus::InvalidArgument,
+            DetectorError::Threads { .. } | DetectorError::NoThreads => AfrStatus::InvalidArgument,
         };
         Failure::new(status, e.to_string())
     }
