@@ -2,9 +2,11 @@
 //! frame with an AFR-CLIP model, posts the score as an element message and
 //! optionally draws the anomaly heatmap onto the frame.
 //!
-//!     cargo build --release -p gst-afr --features gstreamer
-//!     GST_PLUGIN_PATH=target/release gst-launch-1.0 -m videotestsrc num-buffers=20 ! \
-//!         videoconvert ! afrdetect model=MODEL.onnx overlay=true ! fakesink
+//! ```sh
+//! cargo build --release -p gst-afr --features gstreamer
+//! GST_PLUGIN_PATH=target/release gst-launch-1.0 -m videotestsrc num-buffers=20 ! \
+//!     videoconvert ! afrdetect model=MODEL.onnx overlay=true ! fakesink
+//! ```
 //!
 //! Without the `gstreamer` feature the crate is empty, so that the workspace
 //! builds and tests on machines without GStreamer's development packages.
