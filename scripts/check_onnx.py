@@ -2,7 +2,10 @@
 """Independent check of an ONNX model written by ``afr-toolchain export``.
 
 1. ``onnx.checker.check_model(model, full_check=True)`` (with shape inference).
-2. The ``afr.*`` metadata of DESIGN.md section 3 is present.
+2. The ``afr.*`` metadata of DESIGN.md section 3 is present, and
+   ``afr.weights_sha256``, where the file has it, equals the hash recomputed
+   here from the initializers (an implementation independent of the
+   runtime's ``weights_sha256.rs``, following the layout stated there).
 3. ONNX Runtime (CPU) replays the reference file written by
    ``afr-toolchain export --reference-out`` (Candle's outputs on seeded
    inputs) and must reproduce ``image_score`` and ``anomaly_map`` to within
@@ -13,8 +16,10 @@ instead: the checker and the metadata on the quantized file, then both
 models run in ONNX Runtime on the same seeded inputs (every category row)
 and the largest differences are reported against ``--tolerance`` (DESIGN.md
 section 4: 5e-3 for fp16, 3e-2 for int8). The inputs and outputs must keep
-the fp32 model's names, types and shapes, and every metadata entry but
-``afr.precision`` must be carried over unchanged.
+the fp32 model's names, types and shapes, every metadata entry but
+``afr.precision`` and ``afr.weights_sha256`` must be carried over unchanged,
+and the latter must be present where the source has it and match the
+quantized file's own weights.
 
 Exits non-zero on any failure.
 
@@ -24,7 +29,9 @@ Exits non-zero on any failure.
 """
 
 import argparse
+import hashlib
 import json
+import struct
 import sys
 
 import numpy as np
@@ -45,6 +52,42 @@ REQUIRED_METADATA = [
     "afr.smoothing_sigma",
     "afr.source_sha256",
 ]
+WEIGHTS_KEY = "afr.weights_sha256"
+
+
+def weights_sha256(graph) -> str:
+    """The hash of runtime/src/weights_sha256.rs: initializers sorted by name
+    (bytes); per tensor, little-endian: name length (u64) and bytes, data
+    type (i32), dim count (u64) and dims (i64), payload length (u64) and
+    payload (raw_data, else float, int32, string, int64, double, uint64)."""
+    h = hashlib.sha256()
+    for t in sorted(graph.initializer, key=lambda t: t.name.encode()):
+        name = t.name.encode()
+        h.update(struct.pack("<Q", len(name)) + name)
+        h.update(struct.pack("<iQ", t.data_type, len(t.dims)))
+        h.update(struct.pack(f"<{len(t.dims)}q", *t.dims))
+        if t.raw_data:
+            payload = t.raw_data
+        else:
+            payload = b"".join([
+                struct.pack(f"<{len(t.float_data)}f", *t.float_data),
+                struct.pack(f"<{len(t.int32_data)}i", *t.int32_data),
+                b"".join(struct.pack("<Q", len(x)) + x for x in t.string_data),
+                struct.pack(f"<{len(t.int64_data)}q", *t.int64_data),
+                struct.pack(f"<{len(t.double_data)}d", *t.double_data),
+                struct.pack(f"<{len(t.uint64_data)}Q", *t.uint64_data),
+            ])
+        h.update(struct.pack("<Q", len(payload)) + payload)
+    return h.hexdigest()
+
+
+def weights_hash_status(model, meta: dict) -> str:
+    """"ok", "absent" or a problem with ``afr.weights_sha256``."""
+    stated = meta.get(WEIGHTS_KEY)
+    if stated is None:
+        return "absent"
+    actual = weights_sha256(model.graph)
+    return "ok" if actual == stated else f"{WEIGHTS_KEY} is {stated} but the weights hash to {actual}"
 
 
 def main() -> int:
@@ -70,6 +113,10 @@ def main() -> int:
     missing = [k for k in REQUIRED_METADATA if k not in meta]
     if missing:
         print(f"{args.model}: missing metadata {missing}", file=sys.stderr)
+        return 1
+    weights = weights_hash_status(model, meta)
+    if weights not in ("ok", "absent"):
+        print(f"{args.model}: {weights}", file=sys.stderr)
         return 1
 
     ref = load_file(args.reference)
@@ -101,6 +148,7 @@ def main() -> int:
         "onnxruntime": ort.__version__,
         "reference_device": ref_meta.get("afr.device"),
         "samples": int(ref["image"].shape[0]),
+        "weights_sha256": weights,
         "max_abs_diff": {"image_score": d_score, "anomaly_map": d_map},
         "tolerance": args.tolerance,
         "ok": ok,
@@ -128,9 +176,16 @@ def check_quantized(args) -> int:
     missing = [k for k in REQUIRED_METADATA if k not in meta]
     if missing:
         problems.append(f"missing metadata {missing}")
-    changed = sorted(k for k in source_meta if k != "afr.precision" and meta.get(k) != source_meta[k])
+    changed = sorted(
+        k for k in source_meta if k not in ("afr.precision", WEIGHTS_KEY) and meta.get(k) != source_meta[k]
+    )
     if changed:
         problems.append(f"metadata not carried over: {changed}")
+    weights = weights_hash_status(model, meta)
+    if weights == "absent" and WEIGHTS_KEY in source_meta:
+        problems.append(f"{WEIGHTS_KEY} of the source was dropped")
+    elif weights not in ("ok", "absent"):
+        problems.append(weights)
     if meta.get("afr.precision") in (None, "fp32"):
         problems.append(f"afr.precision is {meta.get('afr.precision')!r}")
     for what, a, b in [("inputs", model.graph.input, source.graph.input), ("outputs", model.graph.output, source.graph.output)]:
@@ -169,6 +224,7 @@ def check_quantized(args) -> int:
         "onnxruntime": ort.__version__,
         "inputs": f"{args.samples} seeded N(0,1) images x {len(categories)} category rows",
         "runs": runs,
+        "weights_sha256": weights,
         "max_abs_diff": {"image_score": d_score, "anomaly_map": d_map},
         "tolerance": args.tolerance,
         "problems": problems,
