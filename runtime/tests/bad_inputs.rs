@@ -14,12 +14,14 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use afr_runtime::weights_sha256;
 use image::{ImageBuffer, Luma, Rgb, RgbImage, Rgba};
 use prost::Message;
 use tract_onnx::pb::ModelProto;
+
+#[path = "support/runner.rs"]
+mod runner;
 
 /// The binaries under test.
 #[derive(Clone, Copy)]
@@ -607,7 +609,7 @@ fn every_bad_input_is_refused_in_one_line_and_earlier_outputs_are_kept() {
         ran += 1;
         let mut before = BTreeMap::new();
         snapshot(&t.root, &mut before);
-        let out = Command::new(bin).args(&case.args).output().expect("run the binary");
+        let out = runner::command(bin).args(&case.args).output().expect("run the binary");
         let stderr = String::from_utf8_lossy(&out.stderr);
         let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("error")).collect();
         let mut problems = Vec::new();
@@ -653,7 +655,7 @@ fn converted_inputs_and_opt_outs_are_accepted() {
     drop(cases(&t));
     let Some(afr) = binary(Tool::Afr) else { return };
     for case in accepted(&t) {
-        let out = Command::new(afr).args(&case.args).output().expect("run afr");
+        let out = runner::command(afr).args(&case.args).output().expect("run afr");
         assert!(out.status.success(), "{}: {}", case.name, String::from_utf8_lossy(&out.stderr));
     }
 }

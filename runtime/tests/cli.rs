@@ -4,7 +4,7 @@
 #![cfg(feature = "cli")]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use afr_runtime::detector::Detector;
 use image::{GrayImage, ImageBuffer, Luma, Rgb, RgbImage, Rgba, RgbaImage};
@@ -14,21 +14,12 @@ fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/runtime").join(name)
 }
 
-/// Runs `afr`; through `AFR_TEST_RUNNER` (a command line) when it is set, so a
-/// cross-built binary runs under its emulator (scripts/aarch64-check.sh).
+#[path = "support/runner.rs"]
+mod runner;
+
+/// Runs `afr` (under the emulator when the tests are cross-built).
 fn afr(args: &[&str]) -> Output {
-    let bin = env!("CARGO_BIN_EXE_afr");
-    let runner = std::env::var("AFR_TEST_RUNNER").unwrap_or_default();
-    let mut runner = runner.split_whitespace();
-    let mut command = match runner.next() {
-        Some(program) => {
-            let mut c = Command::new(program);
-            c.args(runner).arg(bin);
-            c
-        }
-        None => Command::new(bin),
-    };
-    command.args(args).output().expect("run afr")
+    runner::command(env!("CARGO_BIN_EXE_afr")).args(args).output().expect("run afr")
 }
 
 fn text(b: &[u8]) -> String {
