@@ -11,7 +11,6 @@
 //! does. The catalogue of steps is whatever the save does; a test raises K
 //! until the save no longer stops.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -90,25 +89,10 @@ pub fn sweep(dir: &Path, keep: &[&str], stale: impl Fn(&str) -> bool) -> std::io
     Ok(())
 }
 
-/// Writes `path` whole or not at all: a temporary beside it, synced, renamed.
+/// Writes `path` whole or not at all (the runtime's atomic write), with the
+/// crash test's steps before the temporary and before the rename.
 pub fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let name = path.file_name().ok_or_else(|| std::io::Error::other("no file name"))?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(".tmp");
-    let tmp = path.with_file_name(tmp_name);
-    step()?;
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        step()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    afr_runtime::atomic::write_atomic_with(path, bytes, &mut step)
 }
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
